@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Creates .venv/ in the repository root with everything openvla_ros and its tests need:
+# the pinned Python packages (requirements.txt), the ROS 2 Kilted wheels (rclpy, messages, rosidl + ament_cmake),
+# our own interfaces (msg/) built with CMake into the venv, and openvla_ros itself installed editable.
+# Re-running it is fast and harmless: each step is skipped when its inputs have not changed.
+#
+# Usage: scripts/setup_venv.sh            (PYTHON=python3.11 by default; VENV=.venv by default)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+STAMPS="$VENV/.openvla_ros"
+log() { printf '[setup] %s\n' "$*"; }
+
+# Stamp helpers: a step reruns only when the hash of its inputs changes.
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+is_done() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
+mark_done() { mkdir -p "$STAMPS"; echo "$2" > "$STAMPS/$1"; }
+
+# 1. the virtual environment
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+
+# 2. the pinned packages (torch 2.14.1 / torchvision 0.29.1 come from local wheels where pip finds them)
+req_hash="$(hash_of "$ROOT/requirements.txt")"
+if ! is_done requirements "$req_hash"; then
+  log "installing requirements.txt (first run: several minutes, torch is ~5.5 GB)"
+  # (pip warns once per package that the machine's local index folders lack it: harmless, filtered)
+  "$PY" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt" 2>&1 \
+    | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+  [ "${PIPESTATUS[0]}" -eq 0 ] || { log "pip install failed"; exit 1; }
+  mark_done requirements "$req_hash"
+  rm -f "$STAMPS/cmake_paths"
+else
+  log "requirements.txt unchanged: skipping pip"
+fi
+
+# 3. the ROS wheels' CMake files name the wheel builder's Python paths; point them at this interpreter and venv.
+SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+PYINC="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+PYVER="$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+if ! is_done cmake_paths "$req_hash"; then
+  log "rewriting the ROS wheels' CMake paths to $PYINC and $SITE"
+  grep -rlZ --include='*.cmake' -e "/opt/python/cp" "$VENV/share" 2>/dev/null \
+    | xargs -0 -r sed -i \
+        -e "s#/opt/python/cp[0-9]*-cp[0-9]*/include/python[0-9.]*#$PYINC#g" \
+        -e "s#/opt/python/cp[0-9]*-cp[0-9]*/lib/python[0-9.]*/site-packages#$SITE#g"
+  mark_done cmake_paths "$req_hash"
+fi
+
+# 4. our interfaces (msg/*.msg) -> C/C++/Python type support installed into the venv prefix
+msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml" "$ROOT/requirements.txt")"
+if ! is_done interfaces "$msg_hash" || [ ! -d "$SITE/openvla_ros/msg" ]; then
+  log "building the openvla_ros interfaces with CMake"
+  BUILD="$VENV/build/openvla_ros_interfaces"
+  rm -rf "$BUILD"; mkdir -p "$BUILD"
+  export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+  # The venv's Python carries the ROS libraries on its library path; cmake's generators run it.
+  cmake -S "$ROOT" -B "$BUILD" -Wno-dev \
+    -DOPENVLA_ROS_INTERFACES_ONLY=ON \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_INSTALL_PREFIX="$VENV" \
+    -DCMAKE_PREFIX_PATH="$VENV" \
+    -DPython3_EXECUTABLE="$PY" \
+    -DPYTHON_INSTALL_DIR="lib/python$PYVER/site-packages" \
+    -DBUILD_TESTING=OFF > "$BUILD.log" 2>&1 \
+    && cmake --build "$BUILD" -j "$(nproc)" >> "$BUILD.log" 2>&1 \
+    && cmake --install "$BUILD" >> "$BUILD.log" 2>&1 \
+    || { tail -40 "$BUILD.log"; log "interface build failed: full log in $BUILD.log"; exit 1; }
+  mark_done interfaces "$msg_hash"
+else
+  log "interfaces unchanged: skipping CMake"
+fi
+# rosidl also installs an empty openvla_ros/__init__.py and an egg-info for it. Ours (in the checkout) must be the
+# package imported, and pip must not take the generated files for an old install of openvla_ros and delete them;
+# our __init__.py extends its __path__ to the generated directory, so openvla_ros.msg still resolves.
+rm -rf "$SITE/openvla_ros/__init__.py" "$SITE"/openvla_ros-*.egg-info
+
+# 5. openvla_ros itself, editable (a .pth entry to this checkout) with its console scripts
+if [ ! -f "$STAMPS/editable" ] || [ "$ROOT/setup.py" -nt "$STAMPS/editable" ] || [ "$ROOT/setup.cfg" -nt "$STAMPS/editable" ]; then
+  log "installing openvla_ros (editable)"
+  "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+    --config-settings editable_mode=compat -e "$ROOT"
+  touch "$STAMPS/editable"
+fi
+
+log "checking the environment"
+"$PY" - <<'PYEOF'
+import rclpy, torch, transformers, timm, openvla_ros
+from openvla_ros.msg import ActionChunk, SafetyStatus
+print(f'[setup] ok: torch {torch.__version__}, transformers {transformers.__version__}, timm {timm.__version__}, '
+      f'rclpy from {rclpy.__file__.rsplit("/", 2)[0]}')
+PYEOF
+log "done: activate with 'source .venv/bin/activate', run the tests with scripts/run_tests.sh"
