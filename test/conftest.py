@@ -1,4 +1,5 @@
 """Suite-wide settings: DDS stays on this machine, rendering is headless, nothing reaches a model hub."""
+
 from __future__ import annotations
 
 import os
@@ -10,3 +11,18 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
 os.environ.setdefault('MUJOCO_GL', 'egl')
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+
+import sys  # noqa: E402
+
+# Shared test helpers (test/ros_helpers.py) are importable from every test directory.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random OpenVLA checkpoint in the real HF layout, built once per test session."""
+    from openvla_ros.model.tiny import make_tiny_model  # noqa: PLC0415
+
+    return make_tiny_model(tmp_path_factory.mktemp('tiny_openvla') / 'model', seed=0)

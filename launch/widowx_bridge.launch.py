@@ -1,0 +1,15 @@
+"""WidowX 250 6DOF (Interbotix wx250s): OpenVLA with the BridgeData V2 statistics, 5 Hz.
+
+Usage (parameters from config/widowx_bridge.yaml; `--show-args` lists the arguments):
+
+    ros2 launch openvla_ros widowx_bridge.launch.py
+    ros2 launch openvla_ros widowx_bridge.launch.py sim:=true use_rviz:=true
+    ros2 launch openvla_ros widowx_bridge.launch.py quantize:=4bit model:=/path/to/ckpt
+
+The node graph is defined once in openvla_ros/graph.py and shared with the in-process runner.
+"""
+from openvla_ros.launch_description import generate_profile_launch_description
+
+
+def generate_launch_description():
+    return generate_profile_launch_description('widowx_bridge')

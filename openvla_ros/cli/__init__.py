@@ -1,0 +1,1 @@
+"""``openvla-ros``: the command-line interface (one module per verb)."""

@@ -1,0 +1,245 @@
+"""The node graph of one robot profile, defined once (pure, no rclpy, no launch).
+
+``launch/*.launch.py`` turn it into ``launch_ros`` Node actions; ``openvla_ros.runner``
+instantiates the same
+nodes in one process (tests, ``openvla-ros demo``). Both start from ``GraphArgs`` — the launch
+arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from openvla_ros.profiles import Profile, load_profile
+
+__all__ = ['INTERFACES', 'LAUNCH_ARGUMENTS', 'POLICIES', 'GraphArgs', 'NodeSpec', 'build_graph']
+
+POLICIES = ('openvla', 'scripted', 'remote')
+INTERFACES = ('xs_sdk', 'ros2_control', 'franka_impedance', 'franka_jtc', 'servo')
+# Interfaces each robot family accepts (servo works for any arm with a MoveIt config).
+_ROBOT_INTERFACES = {
+    'wx250s': ('xs_sdk', 'ros2_control', 'servo'),
+    'panda': ('franka_impedance', 'franka_jtc', 'servo'),
+    'fr3': ('franka_impedance', 'franka_jtc', 'servo'),
+}
+_DEFAULT_INTERFACE = {'wx250s': 'xs_sdk', 'panda': 'franka_impedance', 'fr3': 'franka_impedance'}
+_SIM_INTERFACES = ('xs_sdk', 'ros2_control', 'franka_impedance', 'franka_jtc')
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    """One launch argument: name, default (as text, like launch) and description."""
+
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+# The launch arguments, in one place: the launch files declare exactly these.
+LAUNCH_ARGUMENTS = (
+    LaunchArgument(
+        'model', '', 'OpenVLA checkpoint directory or hub id ("" = the profile default).'
+    ),
+    LaunchArgument(
+        'quantize', '', 'Weight quantization ("" = profile default).', ('', 'none', '8bit', '4bit')
+    ),
+    LaunchArgument(
+        'unnorm_key', '', 'Dataset statistics key for un-normalizing actions ("" = profile).'
+    ),
+    LaunchArgument('device', '', 'Torch device of the policy ("" = profile default, e.g. cuda).'),
+    LaunchArgument(
+        'camera_topic', '/camera/image_raw', 'Third-person camera (sensor_msgs/Image).'
+    ),
+    LaunchArgument(
+        'robot_name', '', 'Namespace of the arm driver topics ("" = the robot model name).'
+    ),
+    LaunchArgument(
+        'interface',
+        '',
+        'Controller interface of the arm adapter ("" = the robot default).',
+        ('',) + INTERFACES,
+    ),
+    LaunchArgument(
+        'sim',
+        'false',
+        'Run the MuJoCo simulator instead of the hardware drivers.',
+        ('true', 'false'),
+    ),
+    LaunchArgument('use_rviz', 'false', 'Start rviz2 with rviz/openvla.rviz.', ('true', 'false')),
+    LaunchArgument('policy', 'openvla', 'Where actions come from.', POLICIES),
+    LaunchArgument('server_url', 'http://127.0.0.1:8000', 'Policy server for policy:=remote.'),
+    LaunchArgument('task', '', "Simulator task (sim:=true; also the scripted expert's task)."),
+)
+
+
+def _bool(text: str | bool) -> bool:
+    """Launch-style boolean: true/false in any case, 1/0."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ('true', '1', 'yes', 'on'):
+        return True
+    if value in ('false', '0', 'no', 'off', ''):
+        return False
+    raise ValueError(f'expected true or false, got {text!r}')
+
+
+@dataclass(frozen=True)
+class GraphArgs:
+    """The launch arguments as typed values ("" = take the profile's value)."""
+
+    profile: str = 'widowx_bridge'
+    model: str = ''
+    quantize: str = ''
+    unnorm_key: str = ''
+    device: str = ''
+    camera_topic: str = '/camera/image_raw'
+    robot_name: str = ''
+    interface: str = ''
+    sim: bool = False
+    use_rviz: bool = False
+    policy: str = 'openvla'
+    server_url: str = 'http://127.0.0.1:8000'
+    task: str = ''
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'sim', _bool(self.sim))
+        object.__setattr__(self, 'use_rviz', _bool(self.use_rviz))
+        if self.policy not in POLICIES:
+            raise ValueError(f'policy {self.policy!r} is not one of {list(POLICIES)}')
+        if self.interface and self.interface not in INTERFACES:
+            raise ValueError(f'interface {self.interface!r} is not one of {list(INTERFACES)}')
+
+    @classmethod
+    def from_strings(cls, values: dict[str, str]) -> GraphArgs:
+        """From launch configurations (all text); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f'unknown launch arguments {unknown}; known: {sorted(known)}')
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph: what to run, its parameter overrides and remappings."""
+
+    name: str
+    executable: str
+    module: str
+    class_name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+
+def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpec]:
+    """The nodes for args.profile with args applied on top of the profile's YAML.
+
+    Raises:
+        ValueError: an interface the robot cannot use, or a policy/sim combination that cannot
+        work.
+    """
+    profile = profile or load_profile(args.profile)
+    robot = str(profile.get('robot'))
+    robot_name = args.robot_name or robot
+    interface = args.interface or _DEFAULT_INTERFACE[robot]
+    if interface not in _ROBOT_INTERFACES[robot]:
+        raise ValueError(
+            f'interface {interface!r} does not fit robot {robot!r}; '
+            f'use one of {list(_ROBOT_INTERFACES[robot])}'
+        )
+    if args.sim and interface not in _SIM_INTERFACES:
+        raise ValueError(
+            f'the simulator does not serve interface {interface!r}; '
+            f'use one of {list(_SIM_INTERFACES)}'
+        )
+    if args.policy == 'scripted' and not args.sim:
+        raise ValueError('policy:=scripted reads true object poses and needs sim:=true')
+    joint_states = f'/{robot_name}/joint_states'
+    specs: list[NodeSpec] = []
+
+    if args.sim:
+        specs.append(
+            NodeSpec(
+                'sim',
+                'sim_node',
+                'openvla_ros.nodes.sim_node',
+                'SimNode',
+                parameters=_drop_empty(
+                    {'robot_name': robot_name, 'interface': interface, 'task': args.task}
+                ),
+                remappings=(('image', args.camera_topic),),
+            )
+        )
+
+    if args.policy == 'scripted':
+        specs.append(
+            NodeSpec(
+                'scripted_policy',
+                'scripted_policy',
+                'openvla_ros.nodes.scripted_policy_node',
+                'ScriptedPolicyNode',
+                parameters=_drop_empty({'task': args.task}),
+            )
+        )
+    else:
+        policy_params: dict[str, Any] = _drop_empty(
+            {
+                'model': args.model,
+                'quantize': args.quantize,
+                'unnorm_key': args.unnorm_key,
+                'device': args.device,
+            }
+        )
+        if args.policy == 'remote':
+            policy_params.update(backend='remote', server_url=args.server_url)
+        specs.append(
+            NodeSpec(
+                'policy_node',
+                'policy_node',
+                'openvla_ros.nodes.policy_node',
+                'PolicyNode',
+                parameters=policy_params,
+                remappings=(
+                    ('image', args.camera_topic),
+                    ('image/compressed', args.camera_topic + '/compressed'),
+                ),
+            )
+        )
+
+    specs.append(
+        NodeSpec(
+            'action_limiter',
+            'action_limiter',
+            'openvla_ros.nodes.action_limiter_node',
+            'ActionLimiterNode',
+            remappings=(('joint_states', joint_states),),
+        )
+    )
+    specs.append(
+        NodeSpec(
+            'safety_monitor',
+            'safety_monitor',
+            'openvla_ros.nodes.safety_monitor_node',
+            'SafetyMonitorNode',
+            remappings=(('joint_states', joint_states), ('image', args.camera_topic)),
+        )
+    )
+    specs.append(
+        NodeSpec(
+            'arm_adapter',
+            'arm_adapter',
+            'openvla_ros.nodes.arm_adapter_node',
+            'ArmAdapterNode',
+            parameters={'interface': interface, 'robot_name': robot_name},
+            remappings=(('joint_states', joint_states),),
+        )
+    )
+    return specs
+
+
+def _drop_empty(values: dict[str, Any]) -> dict[str, Any]:
+    """Leaves out "" so that the profile's value stands."""
+    return {k: v for k, v in values.items() if v != ''}

@@ -1,0 +1,1 @@
+"""The thin rclpy shell: one node per module, each converting messages to core types and back."""

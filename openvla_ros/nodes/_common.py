@@ -1,0 +1,177 @@
+"""Small helpers shared by the nodes: parameter declaration, time conversion, diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import MISSING, dataclass, fields
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+__all__ = [
+    'ESTOP_QOS',
+    'Param',
+    'declare_dataclass',
+    'declare_params',
+    'diagnostic',
+    'run_node',
+    'stamp_to_sec',
+]
+
+# The e-stop must never be lost: reliable, and latched for late joiners.
+ESTOP_QOS = QoSProfile(
+    depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One ROS parameter: name, default (its type is the parameter's type) and what it means."""
+
+    name: str
+    default: Any
+    description: str
+    choices: Sequence[str] = ()
+    low: float | None = None
+    high: float | None = None
+    read_only: bool = True
+
+
+def _descriptor(p: Param) -> ParameterDescriptor:
+    text = p.description + (f' One of: {", ".join(p.choices)}.' if p.choices else '')
+    desc = ParameterDescriptor(name=p.name, description=text, read_only=p.read_only)
+    if isinstance(p.default, list):
+        desc.type = ParameterType.PARAMETER_DOUBLE_ARRAY
+    else:
+        desc.type = _TYPES[type(p.default)]
+    if p.low is not None and p.high is not None:
+        if isinstance(p.default, float):
+            desc.floating_point_range = [
+                FloatingPointRange(from_value=float(p.low), to_value=float(p.high))
+            ]
+        elif isinstance(p.default, int) and not isinstance(p.default, bool):
+            desc.integer_range = [
+                IntegerRange(from_value=int(p.low), to_value=int(p.high), step=1)
+            ]
+    return desc
+
+
+def declare_params(node: Node, params: Iterable[Param]) -> dict[str, Any]:
+    """Declares each parameter with its descriptor and returns the values, checking choices.
+
+    Raises:
+        ValueError: a value outside its choices (the node cannot start with it).
+    """
+    values: dict[str, Any] = {}
+    for p in params:
+        value = node.declare_parameter(p.name, p.default, _descriptor(p)).value
+        if p.choices and value not in p.choices:
+            raise ValueError(f'parameter {p.name}={value!r} is not one of {list(p.choices)}')
+        values[p.name] = value
+    return values
+
+
+def declare_dataclass(
+    node: Node, prefix: str, cls: type, *, exclude: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Declares one parameter per field of a config dataclass (``prefix.field``) and returns a dict
+    of them.
+
+    The dataclass stays the one source of truth for names, defaults and validation; a field's
+    ``metadata['description']`` becomes the parameter description. A field without a default (e.g.
+    the
+    workspace box) is declared without one: the profile must set it, or the node refuses to start.
+    """
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if not f.init or f.name in exclude:
+            continue
+        text = f.metadata.get('description', f.name.replace('_', ' '))
+        if f.default is MISSING and f.default_factory is MISSING:
+            if 'tuple' not in str(f.type):
+                raise TypeError(f'{cls.__name__}.{f.name}: only tuple fields may lack a default')
+            desc = ParameterDescriptor(
+                name=f'{prefix}.{f.name}',
+                description=text,
+                read_only=True,
+                type=ParameterType.PARAMETER_DOUBLE_ARRAY,
+            )
+            value = node.declare_parameter(
+                f'{prefix}.{f.name}', Parameter.Type.DOUBLE_ARRAY, desc
+            ).value
+            if value is None:
+                raise ValueError(
+                    f'parameter {prefix}.{f.name} has no default and is not set: '
+                    'give it in the profile YAML'
+                )
+            out[f.name] = list(value)
+            continue
+        if f.default is not MISSING:
+            default = f.default
+        elif f.default_factory is not MISSING:
+            default = f.default_factory()
+        else:
+            continue
+        if isinstance(default, tuple):
+            default = [float(x) for x in default]
+        if default is None or not (isinstance(default, (bool, int, float, str, list))):
+            continue
+        value = node.declare_parameter(
+            f'{prefix}.{f.name}', default, _descriptor(Param(f'{prefix}.{f.name}', default, text))
+        ).value
+        out[f.name] = list(value) if isinstance(default, list) else value
+    return out
+
+
+def stamp_to_sec(stamp) -> float:
+    """builtin_interfaces/Time -> float seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def diagnostic(
+    node: Node, name: str, level: bytes | int, message: str, values: dict[str, Any]
+) -> DiagnosticArray:
+    """One DiagnosticArray with one status, stamped now."""
+    array = DiagnosticArray()
+    array.header.stamp = node.get_clock().now().to_msg()
+    status = DiagnosticStatus(
+        level=level if isinstance(level, bytes) else bytes([level]),
+        name=name,
+        message=message,
+        hardware_id=node.get_fully_qualified_name(),
+    )
+    status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+    array.status = [status]
+    return array
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Standard main(): init, spin, and always clean up (Humble to Kilted)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = factory()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, 'close', None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

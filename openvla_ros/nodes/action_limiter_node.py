@@ -1,0 +1,188 @@
+"""action_limiter: ActionChunks in, rate-, velocity-, acceleration- and jerk-limited EE targets
+out.
+
+Owns the queue of future actions (``openvla_ros.control.ActionRateLimiter``): each delta is applied
+once, to
+the previous *target*, when its time comes; targets go out at ``control_rate``; with an empty queue
+the last
+target is held. The queue is dropped on an empty instruction and whenever the safety monitor holds
+or stops,
+and the target re-anchors on the measured pose after an e-stop or fault is reset.
+"""
+
+from __future__ import annotations
+
+from geometry_msgs.msg import Point
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from visualization_msgs.msg import Marker, MarkerArray
+
+from openvla_ros.control import (
+    ActionChunkData,
+    ActionRateLimiter,
+    LimiterConfig,
+    SafetyState,
+    get_kinematics,
+)
+from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
+from openvla_ros.nodes._common import (
+    Param,
+    declare_dataclass,
+    declare_params,
+    run_node,
+    stamp_to_sec,
+)
+from openvla_ros.nodes._conversions import joint_positions, matrix_to_pose
+
+PARAMS = (
+    Param(
+        'robot',
+        'wx250s',
+        'Kinematics model used to turn joint states into the start pose.',
+        choices=('wx250s', 'panda', 'fr3'),
+    ),
+    Param('base_frame', 'base_link', 'frame_id of the published targets (the arm base frame).'),
+    Param('control_rate', 20.0, 'Rate of end-effector targets [Hz].', low=1.0, high=1000.0),
+)
+# Safety states in which pending actions must not keep moving the target.
+_STOPPING = (SafetyState.HOLD, SafetyState.ESTOP, SafetyState.FAULT)
+# Watchdog or start-up holds that do not call for dropping the plan (the limiter itself feeds
+# commands).
+_BENIGN_HOLDS = {'HALT_FOR_STALE_COMMANDS', 'HALT_FOR_NO_REFERENCE'}
+
+
+class ActionLimiterNode(Node):
+    """Paces action chunks into end-effector targets at the controller rate."""
+
+    def __init__(self, *, node_name: str = 'action_limiter', **node_kwargs) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self.p = declare_params(self, PARAMS)
+        values = declare_dataclass(self, 'limiter', LimiterConfig, exclude=('control_rate',))
+        values['control_rate'] = self.p[
+            'control_rate'
+        ]  # one rate for limiter, monitor and adapter
+        self.config = LimiterConfig.from_dict(values)
+        self.limiter = ActionRateLimiter(self.config)
+        self.kinematics = get_kinematics(self.p['robot'])
+        self._measured = None  # latest FK of the joint states
+        self._resync = True  # re-anchor on the measured pose at the next period
+        self._safety_state = SafetyState.OK
+
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(
+            ActionChunk, '/openvla/action_chunk', self.on_action_chunk, reliable
+        )
+        self.create_subscription(JointState, 'joint_states', self.on_joint_states, 10)
+        self.create_subscription(String, '/instruction', self.on_instruction, reliable)
+        self.create_subscription(
+            SafetyStatus, '/openvla/safety_status', self.on_safety_status, reliable
+        )
+        self._target_pub = self.create_publisher(EndEffectorTarget, '/openvla/ee_target', reliable)
+        self._marker_pub = self.create_publisher(MarkerArray, '/openvla/markers', 10)
+        self.create_timer(self.config.period, self.on_control_timer)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def on_action_chunk(self, msg: ActionChunk) -> None:
+        n, dim = int(msg.num_actions), int(msg.action_dim)
+        if n < 1 or dim < 1 or len(msg.actions) != n * dim:
+            self.get_logger().error(
+                f'malformed ActionChunk: {len(msg.actions)} values for '
+                f'num_actions={n} x action_dim={dim}; dropped'
+            )
+            return
+        if not self.limiter.ready:
+            self.get_logger().warning(
+                'no joint states yet: chunk dropped', throttle_duration_sec=2.0
+            )
+            return
+        chunk = ActionChunkData(
+            stamp=stamp_to_sec(msg.header.stamp),
+            dt=float(msg.dt),
+            actions=np.asarray(msg.actions, dtype=float).reshape(n, dim),
+            action_space=msg.action_space or 'bridge_orig',
+            gripper_convention=int(msg.gripper_convention),
+            inference_latency=float(msg.inference_latency),
+        )
+        try:
+            result = self.limiter.submit(chunk, self._now())
+        except ValueError as exc:  # unknown action space, bad shape, non-finite values
+            self.get_logger().error(f'chunk rejected: {exc}')
+            return
+        if not result.accepted:
+            self.get_logger().warning(
+                f'chunk dropped ({result.reason}): {result.message}', throttle_duration_sec=1.0
+            )
+
+    def on_joint_states(self, msg: JointState) -> None:
+        q = joint_positions(msg, self.kinematics.joint_names)
+        if q is not None and np.all(np.isfinite(q)):
+            self._measured = self.kinematics.fk(q)
+
+    def on_instruction(self, msg: String) -> None:
+        if not msg.data.strip():
+            self.limiter.clear(self._now())
+            self.get_logger().info('empty instruction: queue dropped, braking to a stop')
+
+    def on_safety_status(self, msg: SafetyStatus) -> None:
+        state = SafetyState(msg.state)
+        stopping = state in _STOPPING and not set(msg.reasons) <= _BENIGN_HOLDS
+        if stopping and self.limiter.ready and len(self.limiter.pending):
+            self.limiter.clear(self._now())
+            self.get_logger().warning(
+                f'safety monitor {state.name} ({", ".join(msg.reasons)}): queue dropped'
+            )
+        if self._safety_state in (SafetyState.ESTOP, SafetyState.FAULT) and state not in (
+            SafetyState.ESTOP,
+            SafetyState.FAULT,
+        ):
+            self._resync = True  # after a reset, continue from where the arm really is
+        self._safety_state = state
+
+    def on_control_timer(self) -> None:
+        if self._resync and self._measured is not None:
+            self.limiter.reset(self._measured, 1.0)
+            self._resync = False
+            self.get_logger().info('target anchored on the measured end-effector pose')
+        if not self.limiter.ready:
+            return
+        out = self.limiter.step(self._now())
+        target = EndEffectorTarget()
+        target.header.stamp = self.get_clock().now().to_msg()
+        target.header.frame_id = self.p['base_frame']
+        target.pose = matrix_to_pose(out.pose)
+        target.gripper = float(np.clip(out.gripper, 0.0, 1.0))
+        target.hold = bool(out.hold)
+        self._target_pub.publish(target)
+        if out.consumed or len(self.limiter.pending) == 0:
+            self._publish_plan()
+
+    def _publish_plan(self) -> None:
+        """The goals the queue will reach, as a line strip (rviz: the predicted motion)."""
+        position = self.limiter.goal[:3, 3].copy()
+        points = [position]
+        for action in self.limiter.pending:  # metric deltas, already scaled and clipped
+            position = position + np.asarray(action.delta[:3], dtype=float)
+            points.append(position)
+        marker = Marker()
+        marker.header.frame_id = self.p['base_frame']
+        marker.header.stamp = self.get_clock().now().to_msg()
+        marker.ns, marker.id, marker.type = 'openvla_plan', 0, Marker.LINE_STRIP
+        marker.action = Marker.ADD
+        marker.scale.x = 0.005
+        marker.color.r, marker.color.g, marker.color.b, marker.color.a = 0.1, 0.6, 1.0, 1.0
+        marker.pose.orientation.w = 1.0
+        marker.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in points]
+        self._marker_pub.publish(MarkerArray(markers=[marker]))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ActionLimiterNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

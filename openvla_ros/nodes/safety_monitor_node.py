@@ -1,0 +1,276 @@
+"""safety_monitor: the last gate before hardware, and the only publisher to the arm adapter.
+
+Every end-effector target from the limiter goes through ``openvla_ros.control.SafetyMonitor``:
+finite numbers,
+workspace box, orientation limits, step limits per control period, IK and joint limits, watchdogs
+on the
+camera, joint states and commands, and an e-stop that latches until ``~/reset`` is called. What
+leaves on
+``/openvla/safe_ee_target`` is either a checked target or the hold pose. Status at the control rate
+on
+``/openvla/safety_status``, diagnostics and rviz markers (workspace box, safe target, state text)
+too.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import Point
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
+
+from openvla_ros.control import SafetyConfig, SafetyMonitor, SafetyState, get_kinematics
+from openvla_ros.msg import EndEffectorTarget, SafetyStatus
+from openvla_ros.nodes._common import (
+    ESTOP_QOS,
+    Param,
+    declare_dataclass,
+    declare_params,
+    diagnostic,
+    run_node,
+    stamp_to_sec,
+)
+from openvla_ros.nodes._conversions import joint_positions, matrix_to_pose, pose_to_matrix
+
+PARAMS = (
+    Param(
+        'robot',
+        'wx250s',
+        'Kinematics model for the IK and joint-limit check.',
+        choices=('wx250s', 'panda', 'fr3'),
+    ),
+    Param('base_frame', 'base_link', 'frame_id of the workspace box and the targets.'),
+    Param(
+        'control_rate',
+        20.0,
+        'Control period rate: status, watchdog ticks, step limits [Hz].',
+        low=1.0,
+        high=1000.0,
+    ),
+    Param(
+        'check_ik',
+        True,
+        'Solve IK for each target and hold when it fails or breaks a joint limit.',
+    ),
+)
+_DIAG_LEVEL = {
+    SafetyState.OK: DiagnosticStatus.OK,
+    SafetyState.LIMITED: DiagnosticStatus.WARN,
+    SafetyState.HOLD: DiagnosticStatus.WARN,
+    SafetyState.ESTOP: DiagnosticStatus.ERROR,
+    SafetyState.FAULT: DiagnosticStatus.ERROR,
+}
+_STATE_COLOUR = {
+    SafetyState.OK: (0.1, 0.8, 0.1),
+    SafetyState.LIMITED: (0.9, 0.8, 0.1),
+    SafetyState.HOLD: (1.0, 0.5, 0.0),
+    SafetyState.ESTOP: (1.0, 0.0, 0.0),
+    SafetyState.FAULT: (0.8, 0.0, 0.8),
+}
+
+
+class SafetyMonitorNode(Node):
+    """Checks targets, runs the watchdogs, latches the e-stop."""
+
+    def __init__(self, *, node_name: str = 'safety_monitor', **node_kwargs) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self.p = declare_params(self, PARAMS)
+        values = declare_dataclass(self, 'safety', SafetyConfig, exclude=('control_rate',))
+        values['control_rate'] = self.p['control_rate']
+        self.config = SafetyConfig.from_dict(values)
+        self.monitor = SafetyMonitor(self.config)
+        self.kinematics = get_kinematics(self.p['robot'])
+        self.period = 1.0 / self.p['control_rate']
+        self._q = None  # latest measured joints
+        self._q_command = None  # joints of the last target that passed (IK seed)
+        self._last_target_time = -np.inf
+        self._last_state = None
+
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(
+            EndEffectorTarget, '/openvla/ee_target', self.on_ee_target, reliable
+        )
+        self.create_subscription(JointState, 'joint_states', self.on_joint_states, 10)
+        self.create_subscription(Image, 'image', self.on_image, qos_profile_sensor_data)
+        self.create_subscription(Bool, '/openvla/estop', self.on_estop, ESTOP_QOS)
+        self.create_service(Trigger, '~/reset', self.on_reset)
+        self._safe_pub = self.create_publisher(
+            EndEffectorTarget, '/openvla/safe_ee_target', reliable
+        )
+        self._status_pub = self.create_publisher(SafetyStatus, '/openvla/safety_status', reliable)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._marker_pub = self.create_publisher(MarkerArray, '/openvla/markers', 10)
+        self.create_timer(self.period, self.on_control_timer)
+        self.create_timer(1.0, self.on_diagnostics_timer)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- inputs ---
+    def on_image(self, msg: Image) -> None:
+        self.monitor.on_image(stamp_to_sec(msg.header.stamp))
+
+    def on_joint_states(self, msg: JointState) -> None:
+        q = joint_positions(msg, self.kinematics.joint_names)
+        if q is None:
+            return  # e.g. a gripper-only message
+        pose = self.kinematics.fk(q) if np.all(np.isfinite(q)) else None
+        self.monitor.on_joint_state(q, stamp_to_sec(msg.header.stamp), pose=pose)
+        self._q = q
+
+    def on_ee_target(self, msg: EndEffectorTarget) -> None:
+        self._last_target_time = self._now()
+        ik = None
+        if self.p['check_ik']:
+            seed = self._q_command if self._q_command is not None else self._q
+            if seed is not None:
+                ik = partial(self.kinematics.ik, seed=seed, dt=self.period)
+        decision = self.monitor.filter(
+            pose_to_matrix(msg.pose), float(msg.gripper), self._now(), ik=ik
+        )
+        if decision.outcome in ('passed', 'clipped') and decision.joint_positions is not None:
+            self._q_command = decision.joint_positions
+        self._publish(decision)
+
+    def on_estop(self, msg: Bool) -> None:
+        self.monitor.on_estop(bool(msg.data), self._now())
+        if msg.data:
+            self.get_logger().error('E-STOP engaged: holding; call ~/reset after releasing it')
+            self._publish(self.monitor.tick(self._now()))  # hold now, not at the next period
+        else:
+            self.get_logger().warning('e-stop released; still latched until ~/reset')
+
+    def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self.monitor.reset(self._now())
+        self._q_command = None
+        log = self.get_logger().info if response.success else self.get_logger().warning
+        log(response.message)
+        return response
+
+    def on_control_timer(self) -> None:
+        now = self._now()
+        if now - self._last_target_time > 1.5 * self.period:
+            self._publish(self.monitor.tick(now))  # no command this period: watchdogs and hold
+        self._publish_status(now)
+
+    def on_diagnostics_timer(self) -> None:
+        s = self.monitor.status(self._now())
+        self._diag_pub.publish(
+            diagnostic(
+                self,
+                'openvla_ros: safety monitor',
+                _DIAG_LEVEL[s.state],
+                s.state.name + (': ' + '; '.join(s.messages) if s.messages else ''),
+                {
+                    'state': s.state.name,
+                    'reasons': ','.join(s.reasons),
+                    'passed': s.passed,
+                    'clipped': s.clipped,
+                    'rejected': s.rejected,
+                    'estop_latched': s.estop_latched,
+                    'image_age [s]': f'{s.image_age:.3f}',
+                    'joint_state_age [s]': f'{s.joint_state_age:.3f}',
+                    'command_age [s]': f'{s.command_age:.3f}',
+                },
+            )
+        )
+        self._publish_box()
+
+    # --- outputs ---
+    def _publish(self, decision) -> None:
+        if decision.state != self._last_state:
+            text = f'{decision.state.name}' + (
+                f': {"; ".join(decision.messages)}' if decision.messages else ''
+            )
+            (
+                self.get_logger().info
+                if decision.state <= SafetyState.LIMITED
+                else self.get_logger().warning
+            )(f'safety state {text}')
+            self._last_state = decision.state
+        if decision.pose is None:
+            return  # no reference pose yet: nothing to hold, nothing may move
+        out = EndEffectorTarget()
+        out.header.stamp = self.get_clock().now().to_msg()
+        out.header.frame_id = self.p['base_frame']
+        out.pose = matrix_to_pose(decision.pose)
+        out.gripper = float(decision.gripper)
+        out.hold = bool(decision.hold)
+        self._safe_pub.publish(out)
+        self._publish_target_markers(decision)
+
+    def _publish_status(self, now: float) -> None:
+        s = self.monitor.status(now)
+        msg = SafetyStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.p['base_frame']
+        msg.state = int(s.state)
+        msg.reasons = list(s.reasons)
+        msg.messages = list(s.messages)
+        msg.estop_latched = bool(s.estop_latched)
+        msg.passed, msg.clipped, msg.rejected = int(s.passed), int(s.clipped), int(s.rejected)
+        msg.image_age, msg.joint_state_age, msg.command_age = (
+            float(s.image_age),
+            float(s.joint_state_age),
+            float(s.command_age),
+        )
+        self._status_pub.publish(msg)
+
+    def _marker(self, ns: str, kind: int) -> Marker:
+        m = Marker()
+        m.header.frame_id = self.p['base_frame']
+        m.header.stamp = self.get_clock().now().to_msg()
+        m.ns, m.id, m.type, m.action = ns, 0, kind, Marker.ADD
+        m.pose.orientation.w = 1.0
+        m.color.a = 1.0
+        return m
+
+    def _publish_target_markers(self, decision) -> None:
+        r, g, b = _STATE_COLOUR[decision.state]
+        target = self._marker('openvla_safe_target', Marker.SPHERE)
+        target.pose = matrix_to_pose(decision.pose)
+        target.scale.x = target.scale.y = target.scale.z = 0.02
+        target.color.r, target.color.g, target.color.b = r, g, b
+        text = self._marker('openvla_safety_state', Marker.TEXT_VIEW_FACING)
+        hi = self.config.workspace_high
+        text.pose.position.x, text.pose.position.y, text.pose.position.z = hi[0], 0.0, hi[2] + 0.05
+        text.scale.z = 0.03
+        text.color.r, text.color.g, text.color.b = r, g, b
+        text.text = decision.state.name + (f' {decision.reasons[0]}' if decision.reasons else '')
+        self._marker_pub.publish(MarkerArray(markers=[target, text]))
+
+    def _publish_box(self) -> None:
+        lo, hi = self.config.workspace_low, self.config.workspace_high
+        corners = [
+            (x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])
+        ]
+        edges = [
+            (a, b)
+            for a in range(8)
+            for b in range(a + 1, 8)
+            if sum(corners[a][i] != corners[b][i] for i in range(3)) == 1
+        ]
+        box = self._marker('openvla_workspace', Marker.LINE_LIST)
+        box.scale.x = 0.003
+        box.color.r, box.color.g, box.color.b = 0.6, 0.6, 0.6
+        box.points = [
+            Point(x=float(c[0]), y=float(c[1]), z=float(c[2]))
+            for a, b in edges
+            for c in (corners[a], corners[b])
+        ]
+        self._marker_pub.publish(MarkerArray(markers=[box]))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SafetyMonitorNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""Runs the node graph of a profile inside this process (tests, ``openvla-ros demo``,
+``evaluate``).
+
+The same ``openvla_ros.graph.build_graph`` the launch files use decides which nodes run, with which
+parameters (the profile YAML, then the graph's overrides, then the caller's) and remappings. All
+nodes share
+one private rclpy Context and one single-threaded executor spun on a background thread; the
+policy's
+inference has its own worker thread, so the executor never waits on the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import importlib
+import threading
+from typing import Any
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from openvla_ros.graph import GraphArgs, NodeSpec, build_graph
+from openvla_ros.profiles import Profile, load_profile
+
+__all__ = ['GraphRunner', 'to_parameters']
+
+
+def to_parameters(values: dict[str, Any]) -> list[Parameter]:
+    """Python values -> rclpy Parameters with the types a YAML parameter file would give."""
+    out = []
+    for name, value in values.items():
+        if isinstance(value, (list, tuple)):
+            if all(isinstance(v, bool) for v in value):
+                value = [bool(v) for v in value]
+            elif all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                value = [int(v) for v in value]
+            elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                value = [float(v) for v in value]
+            else:
+                value = [str(v) for v in value]
+        out.append(Parameter(name, value=value))
+    return out
+
+
+class GraphRunner:
+    """Starts the graph's nodes in this process; a context manager.
+
+    Args:
+        args: the launch arguments.
+        overrides: per node name, parameters applied on top of the profile and the graph.
+        node_kwargs: per node name, extra constructor arguments (e.g. ``backend=`` for the policy
+        node).
+        profile: an already loaded profile (default: ``load_profile(args.profile)``).
+    """
+
+    def __init__(
+        self,
+        args: GraphArgs,
+        *,
+        overrides: dict[str, dict[str, Any]] | None = None,
+        node_kwargs: dict[str, dict[str, Any]] | None = None,
+        profile: Profile | None = None,
+    ) -> None:
+        self.args = args
+        self.profile = profile or load_profile(args.profile)
+        self.specs: list[NodeSpec] = build_graph(args, self.profile)
+        self._overrides = overrides or {}
+        self._node_kwargs = node_kwargs or {}
+        self.context = rclpy.Context()
+        self.nodes: dict[str, Node] = {}
+        self.executor: SingleThreadedExecutor | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def parameters_of(self, spec: NodeSpec) -> dict[str, Any]:
+        """A node's parameters: profile YAML, then the graph's, then the caller's overrides."""
+        return {
+            **self.profile.node_params(spec.name),
+            **spec.parameters,
+            **self._overrides.get(spec.name, {}),
+        }
+
+    def start(self) -> GraphRunner:
+        rclpy.init(context=self.context)
+        try:
+            for spec in self.specs:
+                self.nodes[spec.name] = self._create(spec)
+            self.executor = SingleThreadedExecutor(context=self.context)
+            for node in self.nodes.values():
+                self.executor.add_node(node)
+            self._thread = threading.Thread(target=self._spin, name='graph_runner', daemon=True)
+            self._thread.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def add_node(self, factory: Callable[..., Node], name: str, **kwargs: Any) -> Node:
+        """Adds a helper node (a test probe, the demo's recorder) to the running executor."""
+        node = (
+            factory(node_name=name, context=self.context, **kwargs)
+            if _takes_node_name(factory)
+            else factory(name, context=self.context, **kwargs)
+        )
+        self.nodes[name] = node
+        if self.executor is not None:
+            self.executor.add_node(node)
+        return node
+
+    def _create(self, spec: NodeSpec) -> Node:
+        cls = getattr(importlib.import_module(spec.module), spec.class_name)
+        cli_args = ['--ros-args']
+        for src, dst in spec.remappings:
+            cli_args += ['-r', f'{src}:={dst}']
+        return cls(
+            node_name=spec.name,
+            context=self.context,
+            cli_args=cli_args,
+            parameter_overrides=to_parameters(self.parameters_of(spec)),
+            **self._node_kwargs.get(spec.name, {}),
+        )
+
+    def _spin(self) -> None:
+        while not self._stopping.is_set() and rclpy.ok(context=self.context):
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def stop(self) -> None:
+        """Stops every node's threads, then the executor and the context (idempotent)."""
+        for node in self.nodes.values():
+            close = getattr(node, 'close', None)
+            if close is not None:
+                close()
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        if self.executor is not None:
+            self.executor.shutdown()
+            self.executor = None
+        for node in self.nodes.values():
+            node.destroy_node()
+        self.nodes.clear()
+        rclpy.try_shutdown(context=self.context)
+
+    def __enter__(self) -> GraphRunner:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _takes_node_name(factory: Callable[..., Node]) -> bool:
+    import inspect  # noqa: PLC0415
+
+    try:
+        return 'node_name' in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
