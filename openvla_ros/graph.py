@@ -157,7 +157,8 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
         )
     if args.policy == 'scripted' and not args.sim:
         raise ValueError('policy:=scripted reads true object poses and needs sim:=true')
-    joint_states = f'/{robot_name}/joint_states'
+    # Interbotix and the simulator namespace joint_states; franka_ros2 publishes the merged /joint_states.
+    joint_states = f'/{robot_name}/joint_states' if robot == 'wx250s' or args.sim else '/joint_states'
     specs: list[NodeSpec] = []
 
     if args.sim:
@@ -168,9 +169,13 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
                 'openvla_ros.nodes.sim_node',
                 'SimNode',
                 parameters=_drop_empty(
-                    {'robot_name': robot_name, 'interface': interface, 'task': args.task}
+                    {
+                        'robot_name': robot_name,
+                        'interface': interface,
+                        'task': args.task,
+                        'camera_topic': args.camera_topic,
+                    }
                 ),
-                remappings=(('image', args.camera_topic),),
             )
         )
 

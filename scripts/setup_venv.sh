@@ -80,6 +80,10 @@ fi
 # our __init__.py extends its __path__ to the generated directory, so openvla_ros.msg still resolves.
 rm -rf "$SITE/openvla_ros/__init__.py" "$SITE"/openvla_ros-*.egg-info
 
+# 4b. interface-compatible fixtures of vendor packages that cannot be installed here (Interbotix, Franka,
+# control_msgs), built from their public definitions so the adapters are tested against the real types
+"$ROOT/scripts/build_fixture_interfaces.sh" "$VENV"
+
 # 5. openvla_ros itself, editable (a .pth entry to this checkout) with its console scripts
 if [ ! -f "$STAMPS/editable" ] || [ "$ROOT/setup.py" -nt "$STAMPS/editable" ] || [ "$ROOT/setup.cfg" -nt "$STAMPS/editable" ]; then
   log "installing openvla_ros (editable)"

@@ -1,0 +1,648 @@
+"""The safety monitor: the last gate between the rate limiter and the arm adapters.
+
+States (numbers of msg/SafetyStatus.msg):
+
+- OK: the target passes unchanged.
+- LIMITED: the target passes after clipping (``mode = 'clip'``).
+- HOLD: the arm holds the last safe target; a watchdog fired or the target was rejected
+  (non-finite, a limit in ``mode = 'reject'``, an IK failure or joint limit). Clears by itself on
+  the next good target.
+- ESTOP: latched by ``on_estop(True)``; only hold passes until ``reset`` (which refuses while the
+  e-stop is still engaged).
+- FAULT: latched internal error: the ``ik`` callable raised or returned garbage, ``now`` was not
+  finite, or ``ik_failures_before_fault`` consecutive IK failures. Needs ``reset``.
+
+IK failure and joint-limit violation go to HOLD, not FAULT (the Bridge robot code's "no IK
+solution, do nothing"), because a target just outside the reachable set is a normal event for a
+learned policy; a persistent failure can be escalated to FAULT with ``ik_failures_before_fault``.
+
+Invariants (tested with hypothesis): no output pose outside the workspace box; no output step
+larger than the per-period limits relative to the previous output; non-finite never passes; after
+an e-stop nothing but hold passes until reset; ESTOP and FAULT latch until reset. Every candidate
+is checked once more against these invariants just before it is returned; a failure there becomes a
+hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+import enum
+import math
+from typing import Any
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from openvla_ros.control.config import SafetyConfig
+
+__all__ = [
+    'REASON_DESCRIPTIONS',
+    'SafetyDecision',
+    'SafetyMonitor',
+    'SafetyState',
+    'SafetyStatusData',
+]
+
+
+class SafetyState(enum.IntEnum):
+    """Monitor state; the numbers are msg/SafetyStatus.msg's STATE_* constants."""
+
+    OK = 0
+    LIMITED = 1
+    HOLD = 2
+    ESTOP = 3
+    FAULT = 4
+
+
+# Every reason code, with the sentence that explains it (the decision's messages add the numbers).
+REASON_DESCRIPTIONS: dict[str, str] = {
+    'REJECT_NON_FINITE': 'The target contains a NaN or infinite value; holding the last target.',
+    'REJECT_INVALID_POSE': 'The target is not a (4, 4) rigid transform; holding the last target.',
+    'REJECT_OUTSIDE_WORKSPACE': 'The target is outside the workspace box (reject mode).',
+    'REJECT_STEP_TRANSLATION': 'The target moves further than max_step_translation (reject mode).',
+    'REJECT_STEP_ROTATION': 'The target turns further than max_step_rotation (reject mode).',
+    'REJECT_GRIPPER_RATE': 'The gripper changes faster than max_step_gripper (reject mode).',
+    'REJECT_ORIENTATION_LIMIT': 'The target orientation is outside the orientation bounds.',
+    'REJECT_FINAL_CHECK': 'The filtered target failed the final invariant check; holding.',
+    'CLIP_TO_WORKSPACE': 'The target was outside the workspace box and was clipped onto it.',
+    'CLIP_STEP_TRANSLATION': 'The target moved beyond max_step_translation and was shortened.',
+    'CLIP_STEP_ROTATION': 'The target turned further than max_step_rotation and was shortened.',
+    'CLIP_GRIPPER_RATE': 'The gripper changed faster than max_step_gripper and was slowed.',
+    'CLIP_GRIPPER_RANGE': 'The gripper opening was outside [0, 1] and was clipped.',
+    'CLIP_ORIENTATION_LIMIT': 'The target orientation was outside its bounds and was clipped.',
+    'HALT_FOR_NO_REFERENCE': 'No reference pose yet (no joint state with a pose); holding.',
+    'HALT_FOR_STALE_CAMERA': 'The camera image is too old (or missing); holding.',
+    'HALT_FOR_STALE_JOINT_STATES': 'The joint states are too old (or missing); holding.',
+    'HALT_FOR_STALE_COMMANDS': 'No command arrived within command_timeout; holding.',
+    'HALT_FOR_IK_FAILURE': 'Inverse kinematics found no solution for the target; holding.',
+    'HALT_FOR_JOINT_LIMIT': 'The target needs a joint beyond its position limit; holding.',
+    'HALT_FOR_JOINT_VELOCITY_LIMIT': 'The target needs a joint faster than its limit; holding.',
+    'ESTOP_ENGAGED': 'The e-stop is engaged; only hold passes.',
+    'ESTOP_LATCHED': 'The e-stop was engaged; only hold passes until reset.',
+    'FAULT_IK_EXCEPTION': 'The IK callable raised an exception; latched until reset.',
+    'FAULT_IK_INVALID_RESULT': 'The IK callable returned an invalid result; latched until reset.',
+    'FAULT_IK_REPEATED_FAILURE': 'IK failed ik_failures_before_fault times in a row; latched.',
+    'FAULT_INVALID_TIME': 'The monitor was called with a non-finite time; latched until reset.',
+}
+
+_IK_REASON_TO_HALT = {
+    'IK_JOINT_LIMIT': 'HALT_FOR_JOINT_LIMIT',
+    'IK_VELOCITY_LIMIT': 'HALT_FOR_JOINT_VELOCITY_LIMIT',
+}
+
+# Slack of the final invariant check (floating-point rounding of clipped values).
+_EPS_POSITION = 1e-9
+_EPS_ANGLE = 1e-9
+
+
+@dataclass(frozen=True)
+class SafetyDecision:
+    """What may go to the arm this period (core form of EndEffectorTarget plus the status).
+
+    Attributes:
+        stamp: [s] the ``now`` of the call.
+        pose: (4, 4) pose that may pass; the hold pose when ``hold``; None only before any
+            reference.
+        gripper: opening that may pass (0 = closed, 1 = open); NaN only before any reference.
+        hold: True when the arm must hold ``pose`` (anything but a passed or clipped target).
+        state: the monitor state after this call.
+        reasons: reason codes (empty exactly when state is OK).
+        messages: one sentence per reason, with the numbers.
+        outcome: 'passed', 'clipped', 'rejected' (a command replaced by hold) or 'held' (tick()).
+        joint_positions: (n,) IK solution for ``pose`` when an ``ik`` callable was given, else
+            None.
+    """
+
+    stamp: float
+    pose: np.ndarray | None
+    gripper: float
+    hold: bool
+    state: SafetyState
+    reasons: tuple[str, ...]
+    messages: tuple[str, ...]
+    outcome: str
+    joint_positions: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SafetyStatusData:
+    """Core form of msg/SafetyStatus."""
+
+    stamp: float
+    state: SafetyState
+    reasons: tuple[str, ...]
+    messages: tuple[str, ...]
+    estop_latched: bool
+    passed: int
+    clipped: int
+    rejected: int
+    image_age: float
+    joint_state_age: float
+    command_age: float
+
+
+def _finite_pose(pose: Any) -> np.ndarray | None:
+    try:
+        arr = np.array(pose, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if arr.shape != (4, 4):
+        return None
+    return arr
+
+
+def _angle_between(r_a: np.ndarray, r_b: np.ndarray) -> float:
+    return float(np.linalg.norm(Rotation.from_matrix(r_b @ r_a.T).as_rotvec()))
+
+
+class SafetyMonitor:
+    """Checks each end-effector target against the limits and watchdogs; latches e-stop and faults.
+
+    Not thread-safe: call it from one thread (one callback group in the node).
+    """
+
+    def __init__(self, config: SafetyConfig) -> None:
+        """Create a monitor with no reference pose (it holds until one is given).
+
+        Args:
+            config: limits, watchdogs and mode.
+        """
+        self.config = config
+        self._nominal = Rotation.from_euler('xyz', config.orientation_nominal_rpy).as_matrix()
+        self._hold_pose: np.ndarray | None = None
+        self._hold_gripper = math.nan
+        self._hold_q: np.ndarray | None = None
+        self._image_stamp = math.nan
+        self._joint_stamp = math.nan
+        self._command_stamp = math.nan
+        self._estop_engaged = False
+        self._estop_latched = False
+        self._fault_reasons: tuple[str, ...] = ()
+        self._fault_messages: tuple[str, ...] = ()
+        self._ik_failures = 0
+        self._last_state = SafetyState.HOLD
+        self._last_reasons: tuple[str, ...] = ('HALT_FOR_NO_REFERENCE',)
+        self._last_messages: tuple[str, ...] = (REASON_DESCRIPTIONS['HALT_FOR_NO_REFERENCE'],)
+        self.passed = 0
+        self.clipped = 0
+        self.rejected = 0
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def hold_pose(self) -> np.ndarray | None:
+        """The last safe output pose (what a hold holds), or None before any reference."""
+        return None if self._hold_pose is None else self._hold_pose.copy()
+
+    @property
+    def estop_latched(self) -> bool:
+        """Whether the e-stop latch is set."""
+        return self._estop_latched
+
+    @property
+    def state(self) -> SafetyState:
+        """The state after the last call."""
+        return self._last_state
+
+    def on_image(self, stamp: float) -> None:
+        """Record a camera image's stamp [s] (non-finite stamps are
+        ignored, so the watchdog fires)."""
+        if isinstance(stamp, (int, float)) and math.isfinite(stamp):
+            self._image_stamp = float(stamp)
+
+    def on_joint_state(self, q: np.ndarray | None, stamp: float, *, pose: np.ndarray | None = None,
+                       gripper: float | None = None) -> None:
+        """Record a joint state; the first valid ``pose`` becomes the reference (hold) pose.
+
+        Args:
+            q: (n,) joint positions [rad] (kept as the hold solution before any IK ran), or None.
+            stamp: [s] the joint state's stamp; non-finite stamps are ignored.
+            pose: (4, 4) measured TCP pose (FK of ``q``); used only
+                while there is no reference yet.
+            gripper: measured opening (0 = closed, 1 = open); defaults to 1 (open) for the
+                reference.
+        """
+        if not (isinstance(stamp, (int, float)) and math.isfinite(stamp)):
+            return
+        if q is not None:
+            q_arr = np.array(q, dtype=float)
+            if not np.all(np.isfinite(q_arr)):
+                return
+        self._joint_stamp = float(stamp)
+        if self._hold_pose is None and pose is not None:
+            self.set_reference(pose, 1.0 if gripper is None else gripper)
+            if q is not None:
+                self._hold_q = np.array(q, dtype=float)
+
+    def set_reference(self, pose: np.ndarray, gripper: float) -> bool:
+        """Re-anchor the hold pose (startup); the pose is clipped into the workspace box.
+
+        Args:
+            pose: (4, 4) measured TCP pose.
+            gripper: measured opening (clipped to [0, 1]).
+
+        Returns:
+            False (and nothing changes) when the pose or gripper is not
+            finite or not a rigid transform.
+        """
+        arr = _finite_pose(pose)
+        if arr is None:
+            return False
+        if not np.all(np.isfinite(arr)):
+            return False
+        if not self._is_rigid(arr):
+            return False
+        if not (isinstance(gripper, (int, float)) and math.isfinite(gripper)):
+            return False
+        arr[:3, 3] = self.config.workspace.clip(arr[:3, 3])
+        self._hold_pose = arr
+        self._hold_gripper = float(np.clip(gripper, 0.0, 1.0))
+        self._hold_q = None
+        return True
+
+    def on_estop(self, engaged: bool, now: float) -> None:
+        """Record the e-stop input; engaging latches ESTOP until ``reset``.
+
+        Args:
+            engaged: the e-stop signal.
+            now: [s] time of the signal.
+        """
+        self._estop_engaged = bool(engaged)
+        if self._estop_engaged:
+            self._estop_latched = True
+            self._last_state = SafetyState.ESTOP
+            self._last_reasons = ('ESTOP_LATCHED',)
+            self._last_messages = (
+                f'e-stop engaged at t = {now:.3f} s; only hold passes until reset',
+            )
+
+    def reset(self, now: float) -> tuple[bool, str]:
+        """Clear the ESTOP and FAULT latches (the ~/reset service).
+
+        Args:
+            now: [s] time of the request.
+
+        Returns:
+            (ok, message): refused while the e-stop is still engaged.
+        """
+        if self._estop_engaged:
+            return False, 'reset refused: the e-stop is still engaged; release it first'
+        if not (isinstance(now, (int, float)) and math.isfinite(now)):
+            return False, f'reset refused: now = {now} is not a finite time'
+        was = []
+        if self._estop_latched:
+            was.append('ESTOP')
+        if self._fault_reasons:
+            was.append('FAULT (' + ', '.join(self._fault_reasons) + ')')
+        self._estop_latched = False
+        self._fault_reasons = ()
+        self._fault_messages = ()
+        self._ik_failures = 0
+        self._command_stamp = float(now)
+        self._last_state = SafetyState.HOLD
+        self._last_reasons = ('HALT_FOR_STALE_COMMANDS',)
+        self._last_messages = ('reset: waiting for the next command',)
+        if not was:
+            return True, 'reset: nothing was latched'
+        return True, f'reset at t = {now:.3f} s cleared ' + ' and '.join(was)
+
+    # ------------------------------------------------------------------ status
+    def _ages(self, now: float) -> tuple[float, float, float]:
+        return (now - self._image_stamp, now - self._joint_stamp, now - self._command_stamp)
+
+    def status(self, now: float) -> SafetyStatusData:
+        """The status message content for this period (state of the last call, ages at ``now``)."""
+        image_age, joint_age, command_age = self._ages(now)
+        return SafetyStatusData(
+            stamp=now,
+            state=self._last_state,
+            reasons=self._last_reasons,
+            messages=self._last_messages,
+            estop_latched=self._estop_latched,
+            passed=self.passed,
+            clipped=self.clipped,
+            rejected=self.rejected,
+            image_age=image_age,
+            joint_state_age=joint_age,
+            command_age=command_age,
+        )
+
+    # ------------------------------------------------------------------ decisions
+    def _latch_fault(self, reason: str, message: str) -> None:
+        if reason not in self._fault_reasons:
+            self._fault_reasons = self._fault_reasons + (reason,)
+            self._fault_messages = self._fault_messages + (message,)
+
+    def _hold(self, now: float, state: SafetyState, reasons: list[str], messages: list[str],
+              outcome: str) -> SafetyDecision:
+        if outcome == 'rejected':
+            self.rejected += 1
+        self._last_state = state
+        self._last_reasons = tuple(reasons)
+        self._last_messages = tuple(messages)
+        pose = None if self._hold_pose is None else self._hold_pose.copy()
+        q = None if self._hold_q is None else self._hold_q.copy()
+        return SafetyDecision(now, pose, self._hold_gripper, True, state, tuple(reasons),
+                              tuple(messages), outcome, q)
+
+    def _latched(self) -> tuple[SafetyState, list[str], list[str]] | None:
+        if self._estop_latched:
+            reason = 'ESTOP_ENGAGED' if self._estop_engaged else 'ESTOP_LATCHED'
+            return SafetyState.ESTOP, [reason], [REASON_DESCRIPTIONS[reason]]
+        if self._fault_reasons:
+            return SafetyState.FAULT, list(self._fault_reasons), list(self._fault_messages)
+        return None
+
+    def _watchdogs(self, now: float, *, include_commands: bool) -> tuple[list[str], list[str]]:
+        cfg = self.config
+        reasons: list[str] = []
+        messages: list[str] = []
+        image_age, joint_age, command_age = self._ages(now)
+        checks = [
+            ('HALT_FOR_STALE_CAMERA', 'camera image', image_age, cfg.image_timeout),
+            ('HALT_FOR_STALE_JOINT_STATES', 'joint state', joint_age, cfg.joint_state_timeout),
+        ]
+        if include_commands:
+            checks.append(('HALT_FOR_STALE_COMMANDS', 'command', command_age, cfg.command_timeout))
+        for code, what, age, timeout in checks:
+            if math.isinf(timeout):
+                continue
+            if math.isnan(age):
+                reasons.append(code)
+                messages.append(f'no {what} received yet')
+                continue
+            if abs(age) > timeout:
+                reasons.append(code)
+                messages.append(f'the last {what} is {age:.3f} s old, beyond the {timeout:.3f} s '
+                                f'timeout')
+        return reasons, messages
+
+    def tick(self, now: float) -> SafetyDecision:
+        """A control period without a command: run the watchdogs and return the hold decision.
+
+        Args:
+            now: [s] current time.
+
+        Returns:
+            A hold decision (``outcome = 'held'``); state is the latch,
+            a watchdog (commands included),
+            or else the state of the last command.
+        """
+        if not (isinstance(now, (int, float)) and math.isfinite(now)):
+            self._latch_fault('FAULT_INVALID_TIME', f'tick() got now = {now}')
+        latched = self._latched()
+        if latched is not None:
+            state, reasons, messages = latched
+            return self._hold(now, state, reasons, messages, 'held')
+        if self._hold_pose is None:
+            return self._hold(now, SafetyState.HOLD, ['HALT_FOR_NO_REFERENCE'],
+                              [REASON_DESCRIPTIONS['HALT_FOR_NO_REFERENCE']], 'held')
+        reasons, messages = self._watchdogs(now, include_commands=True)
+        if reasons:
+            return self._hold(now, SafetyState.HOLD, reasons, messages, 'held')
+        return self._hold(now, self._last_state, list(self._last_reasons),
+                          list(self._last_messages), 'held')
+
+    def _is_rigid(self, pose: np.ndarray) -> bool:
+        rot = pose[:3, :3]
+        if float(np.max(np.abs(rot.T @ rot - np.eye(3)))) > 1e-6:
+            return False
+        if np.linalg.det(rot) <= 0.0:
+            return False
+        if np.any(pose[3] != (0.0, 0.0, 0.0, 1.0)):
+            return False
+        return True
+
+    def _orientation_rpy(self, rot: np.ndarray) -> np.ndarray:
+        return Rotation.from_matrix(self._nominal.T @ rot).as_euler('xyz')
+
+    def _orientation_ok(self, rot: np.ndarray) -> bool:
+        rpy = self._orientation_rpy(rot)
+        low = np.asarray(self.config.orientation_low) - _EPS_ANGLE
+        high = np.asarray(self.config.orientation_high) + _EPS_ANGLE
+        if np.any(rpy < low):
+            return False
+        if np.any(rpy > high):
+            return False
+        return True
+
+    def filter(self, target_pose: np.ndarray, gripper: float, now: float, *,
+               ik: Callable[[np.ndarray], Any] | None = None) -> SafetyDecision:
+        """Check one target; return what may pass (or the hold pose).
+
+        Args:
+            target_pose: (4, 4) target TCP pose from the rate limiter.
+            gripper: target opening, 0 = closed, 1 = open.
+            now: [s] current time (one call per control period).
+            ik: optional callable ``pose -> IKResult`` (e.g. ``partial(kin.ik, seed=q,
+                dt=period)``);
+                a failed solve holds, a raising or malformed one latches FAULT.
+
+        Returns:
+            A ``SafetyDecision``. Never raises for bad data.
+        """
+        cfg = self.config
+        if not (isinstance(now, (int, float)) and math.isfinite(now)):
+            self._latch_fault('FAULT_INVALID_TIME', f'filter() got now = {now}')
+        else:
+            self._command_stamp = float(now)
+        latched = self._latched()
+        if latched is not None:
+            state, reasons, messages = latched
+            return self._hold(now, state, reasons, messages, 'rejected')
+        if self._hold_pose is None:
+            return self._hold(now, SafetyState.HOLD, ['HALT_FOR_NO_REFERENCE'],
+                              [REASON_DESCRIPTIONS['HALT_FOR_NO_REFERENCE']], 'rejected')
+
+        pose = _finite_pose(target_pose)
+        if pose is None:
+            return self._hold(now, SafetyState.HOLD, ['REJECT_INVALID_POSE'],
+                              ['the target is not a (4, 4) numeric matrix'], 'rejected')
+        if not np.all(np.isfinite(pose)):
+            return self._hold(now, SafetyState.HOLD, ['REJECT_NON_FINITE'],
+                              ['the target pose contains a NaN or infinite value'], 'rejected')
+        if not isinstance(gripper, (int, float, np.floating, np.integer)):
+            return self._hold(now, SafetyState.HOLD, ['REJECT_NON_FINITE'],
+                              [f'the gripper value {gripper!r} is not a number'], 'rejected')
+        if not math.isfinite(float(gripper)):
+            return self._hold(now, SafetyState.HOLD, ['REJECT_NON_FINITE'],
+                              [f'the gripper value is {gripper}'], 'rejected')
+        if not self._is_rigid(pose):
+            return self._hold(now, SafetyState.HOLD, ['REJECT_INVALID_POSE'],
+                              ['the target rotation is not orthonormal or the last row is not '
+                               '[0, 0, 0, 1]'], 'rejected')
+
+        reasons, messages = self._watchdogs(now, include_commands=False)
+        if reasons:
+            return self._hold(now, SafetyState.HOLD, reasons, messages, 'rejected')
+
+        clip = cfg.mode == 'clip'
+        clips: list[str] = []
+        notes: list[str] = []
+        position = pose[:3, 3].copy()
+        rot = pose[:3, :3].copy()
+        prev_position = self._hold_pose[:3, 3]
+        prev_rot = self._hold_pose[:3, :3]
+        g = float(gripper)
+
+        # Orientation bounds (Euler 'xyz' of R_nominal^T R).
+        rpy = self._orientation_rpy(rot)
+        low = np.asarray(cfg.orientation_low)
+        high = np.asarray(cfg.orientation_high)
+        if np.any(rpy < low) or np.any(rpy > high):
+            text = (f'orientation rpy {np.round(rpy, 4).tolist()} rad is outside '
+                    f'[{list(cfg.orientation_low)}, {list(cfg.orientation_high)}]')
+            if not clip:
+                return self._hold(now, SafetyState.HOLD, ['REJECT_ORIENTATION_LIMIT'], [text],
+                                  'rejected')
+            rot = self._nominal @ Rotation.from_euler('xyz', np.clip(rpy, low, high)).as_matrix()
+            clips.append('CLIP_ORIENTATION_LIMIT')
+            notes.append(text + '; clipped')
+
+        # Workspace box.
+        box = cfg.workspace
+        if not box.contains(position):
+            text = (f'target position {np.round(position, 4).tolist()} m is outside the box '
+                    f'{list(box.low)}..{list(box.high)} m')
+            if not clip:
+                return self._hold(now, SafetyState.HOLD, ['REJECT_OUTSIDE_WORKSPACE'], [text],
+                                  'rejected')
+            position = box.clip(position)
+            clips.append('CLIP_TO_WORKSPACE')
+            notes.append(text + '; clipped')
+
+        # Step in translation (norm), relative to the previous output.
+        step = position - prev_position
+        distance = float(np.linalg.norm(step))
+        if distance > cfg.max_step_translation:
+            text = (f'step of {distance:.4f} m exceeds max_step_translation '
+                    f'{cfg.max_step_translation:.4f} m')
+            if not clip:
+                return self._hold(now, SafetyState.HOLD, ['REJECT_STEP_TRANSLATION'], [text],
+                                  'rejected')
+            position = prev_position + step * (cfg.max_step_translation / distance)
+            clips.append('CLIP_STEP_TRANSLATION')
+            notes.append(text + '; shortened')
+
+        # Step in rotation (geodesic angle), relative to the previous output.
+        turn = Rotation.from_matrix(rot @ prev_rot.T).as_rotvec()
+        angle = float(np.linalg.norm(turn))
+        if angle > cfg.max_step_rotation:
+            text = (f'rotation step of {angle:.4f} rad exceeds max_step_rotation '
+                    f'{cfg.max_step_rotation:.4f} rad')
+            if not clip:
+                return self._hold(now, SafetyState.HOLD, ['REJECT_STEP_ROTATION'], [text],
+                                  'rejected')
+            scaled = turn * (cfg.max_step_rotation / angle)
+            rot = Rotation.from_rotvec(scaled).as_matrix() @ prev_rot
+            clips.append('CLIP_STEP_ROTATION')
+            notes.append(text + '; shortened')
+
+        # Gripper range and rate.
+        if g < 0.0 or g > 1.0:
+            clips.append('CLIP_GRIPPER_RANGE')
+            notes.append(f'gripper {g:.4f} is outside [0, 1]; clipped')
+            g = float(np.clip(g, 0.0, 1.0))
+        gripper_step = g - self._hold_gripper
+        if abs(gripper_step) > cfg.max_step_gripper:
+            text = (f'gripper change {gripper_step:+.4f} exceeds max_step_gripper '
+                    f'{cfg.max_step_gripper:.4f}')
+            if not clip:
+                return self._hold(now, SafetyState.HOLD, ['REJECT_GRIPPER_RATE'], [text],
+                                  'rejected')
+            g = self._hold_gripper + math.copysign(cfg.max_step_gripper, gripper_step)
+            clips.append('CLIP_GRIPPER_RATE')
+            notes.append(text + '; slowed')
+
+        candidate = np.eye(4)
+        candidate[:3, :3] = rot
+        candidate[:3, 3] = position
+
+        # Final invariant check, one property per line; anything odd becomes a hold.
+        failure = self._final_check(candidate, g)
+        if failure is not None:
+            return self._hold(now, SafetyState.HOLD, ['REJECT_FINAL_CHECK'], [failure],
+                              'rejected')
+
+        q = None
+        if ik is not None:
+            try:
+                result = ik(candidate.copy())
+            except Exception as error:  # noqa: BLE001 - any failure of the callable latches FAULT
+                self._latch_fault('FAULT_IK_EXCEPTION',
+                                  f'the IK callable raised {type(error).__name__}: {error}')
+                state, reasons, messages = self._latched()  # type: ignore[misc]
+                return self._hold(now, state, reasons, messages, 'rejected')
+            ok = getattr(result, 'ok', None)
+            if not isinstance(ok, (bool, np.bool_)):
+                self._latch_fault('FAULT_IK_INVALID_RESULT',
+                                  f'the IK callable returned {type(result).__name__} without a '
+                                  f'boolean ok')
+                state, reasons, messages = self._latched()  # type: ignore[misc]
+                return self._hold(now, state, reasons, messages, 'rejected')
+            if not ok:
+                return self._ik_failure(now, result)
+            q = getattr(result, 'q', None)
+            q_arr = None if q is None else np.array(q, dtype=float)
+            if q_arr is None or q_arr.ndim != 1 or not np.all(np.isfinite(q_arr)):
+                self._latch_fault('FAULT_IK_INVALID_RESULT',
+                                  'the IK callable returned ok without finite joint positions')
+                state, reasons, messages = self._latched()  # type: ignore[misc]
+                return self._hold(now, state, reasons, messages, 'rejected')
+            q = q_arr
+            self._ik_failures = 0
+
+        self._hold_pose = candidate
+        self._hold_gripper = g
+        if q is not None:
+            self._hold_q = q
+        if clips:
+            self.clipped += 1
+            state = SafetyState.LIMITED
+            outcome = 'clipped'
+        else:
+            self.passed += 1
+            state = SafetyState.OK
+            outcome = 'passed'
+        self._last_state = state
+        self._last_reasons = tuple(clips)
+        self._last_messages = tuple(notes)
+        return SafetyDecision(now, candidate.copy(), g, False, state, tuple(clips), tuple(notes),
+                              outcome, None if q is None else q.copy())
+
+    def _ik_failure(self, now: float, result: Any) -> SafetyDecision:
+        reason = str(getattr(result, 'reason', 'IK_NO_CONVERGENCE'))
+        message = str(getattr(result, 'message', ''))
+        code = _IK_REASON_TO_HALT.get(reason, 'HALT_FOR_IK_FAILURE')
+        self._ik_failures += 1
+        limit = self.config.ik_failures_before_fault
+        if limit > 0 and self._ik_failures >= limit:
+            self._latch_fault('FAULT_IK_REPEATED_FAILURE',
+                              f'IK failed {self._ik_failures} times in a row; last: {reason}: '
+                              f'{message}')
+            state, reasons, messages = self._latched()  # type: ignore[misc]
+            return self._hold(now, state, reasons, messages, 'rejected')
+        return self._hold(now, SafetyState.HOLD, [code], [f'{reason}: {message}'], 'rejected')
+
+    def _final_check(self, pose: np.ndarray, gripper: float) -> str | None:
+        cfg = self.config
+        assert self._hold_pose is not None
+        if not np.all(np.isfinite(pose)):
+            return 'the filtered pose is not finite'
+        if not math.isfinite(gripper):
+            return 'the filtered gripper is not finite'
+        if not cfg.workspace.contains(pose[:3, 3], tolerance=_EPS_POSITION):
+            return 'the filtered position is outside the workspace box'
+        distance = float(np.linalg.norm(pose[:3, 3] - self._hold_pose[:3, 3]))
+        if distance > cfg.max_step_translation + _EPS_POSITION:
+            return f'the filtered step {distance:.6f} m exceeds max_step_translation'
+        angle = _angle_between(self._hold_pose[:3, :3], pose[:3, :3])
+        if angle > cfg.max_step_rotation + _EPS_ANGLE:
+            return f'the filtered rotation step {angle:.6f} rad exceeds max_step_rotation'
+        if not self._orientation_ok(pose[:3, :3]):
+            return 'the filtered orientation is outside the orientation bounds'
+        if gripper < 0.0 or gripper > 1.0:
+            return 'the filtered gripper is outside [0, 1]'
+        if abs(gripper - self._hold_gripper) > cfg.max_step_gripper + 1e-12:
+            return 'the filtered gripper step exceeds max_step_gripper'
+        return None
