@@ -1,0 +1,96 @@
+"""Arm adapters (no rclpy): a safe end-effector target -> the values each robot driver interface
+takes.
+
+``ArmAdapter`` does IK (``openvla_ros.control.kinematics``), checks joint limits after IK and maps
+the
+normalized gripper opening to the driver's units; ``openvla_ros.nodes.arm_adapter_node`` turns the
+resulting
+values into messages and action goals.
+"""
+
+from __future__ import annotations
+
+from openvla_ros.adapters.adapter import (
+    FRANKA_GRIPPER_INTERFACES,
+    INTERFACES,
+    AdapterConfig,
+    ArmAdapter,
+)
+from openvla_ros.adapters.gripper import (
+    FRANKA_MAX_WIDTH,
+    INTERBOTIX_GRIPPER_PWM,
+    WX250S_FINGER_RANGE,
+    FrankaGripperConfig,
+    changed_meaningfully,
+    check_opening,
+    finger_position,
+    franka_gripper_command,
+    franka_width,
+    gripper_action_command,
+    gripper_command_position,
+    interbotix_gripper_pwm,
+)
+from openvla_ros.adapters.joints import JointLimitConfig, JointSolution, JointTargetSolver
+from openvla_ros.adapters.servo import servo_twist, zero_twist
+from openvla_ros.adapters.values import (
+    HOLD_LAST_COMMAND,
+    HOLD_RESENT,
+    OK,
+    REJECT_JOINT_LIMIT,
+    REJECT_JOINT_VELOCITY,
+    REJECT_NON_FINITE,
+    WAIT_FOR_JOINT_STATES,
+    AdapterResult,
+    ArmValues,
+    EndEffectorCommand,
+    FrankaGripperValues,
+    GripperCommandValues,
+    GripperValues,
+    JointGroupCommandValues,
+    JointSingleCommandValues,
+    JointTrajectoryValues,
+    PoseValues,
+    TwistValues,
+)
+
+__all__ = [
+    'FRANKA_GRIPPER_INTERFACES',
+    'FRANKA_MAX_WIDTH',
+    'HOLD_LAST_COMMAND',
+    'HOLD_RESENT',
+    'INTERBOTIX_GRIPPER_PWM',
+    'INTERFACES',
+    'OK',
+    'REJECT_JOINT_LIMIT',
+    'REJECT_JOINT_VELOCITY',
+    'REJECT_NON_FINITE',
+    'WAIT_FOR_JOINT_STATES',
+    'WX250S_FINGER_RANGE',
+    'AdapterConfig',
+    'AdapterResult',
+    'ArmAdapter',
+    'ArmValues',
+    'EndEffectorCommand',
+    'FrankaGripperConfig',
+    'FrankaGripperValues',
+    'GripperCommandValues',
+    'GripperValues',
+    'JointGroupCommandValues',
+    'JointLimitConfig',
+    'JointSingleCommandValues',
+    'JointSolution',
+    'JointTargetSolver',
+    'JointTrajectoryValues',
+    'PoseValues',
+    'TwistValues',
+    'changed_meaningfully',
+    'check_opening',
+    'finger_position',
+    'franka_gripper_command',
+    'franka_width',
+    'gripper_action_command',
+    'gripper_command_position',
+    'interbotix_gripper_pwm',
+    'servo_twist',
+    'zero_twist',
+]
