@@ -71,8 +71,8 @@ class GraphRunner:
         self.context = rclpy.Context()
         self.nodes: dict[str, Node] = {}
         self.executor: SingleThreadedExecutor | None = None
-        self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._spinners: list[_Spinner] = []
 
     def parameters_of(self, spec: NodeSpec) -> dict[str, Any]:
         """A node's parameters: profile YAML, then the graph's, then the caller's overrides."""
@@ -88,22 +88,27 @@ class GraphRunner:
             for spec in self.specs:
                 self.nodes[spec.name] = self._create(spec)
             self.executor = SingleThreadedExecutor(context=self.context)
-            for node in self.nodes.values():
-                self.executor.add_node(node)
-            self._thread = threading.Thread(target=self._spin, name='graph_runner', daemon=True)
-            self._thread.start()
+            for name, node in self.nodes.items():
+                if name != 'sim':
+                    self.executor.add_node(node)
+            self._spinners.append(_Spinner(self.executor, self._stopping, 'graph_runner'))
+            if 'sim' in self.nodes:
+                # The simulator steps physics on its own executor thread, so that a slow callback
+                # elsewhere never delays the simulated robot's joint states.
+                sim_executor = SingleThreadedExecutor(context=self.context)
+                sim_executor.add_node(self.nodes['sim'])
+                self._spinners.append(_Spinner(sim_executor, self._stopping, 'sim_runner'))
         except BaseException:
             self.stop()
             raise
         return self
 
     def add_node(self, factory: Callable[..., Node], name: str, **kwargs: Any) -> Node:
-        """Adds a helper node (a test probe, the demo's recorder) to the running executor."""
-        node = (
-            factory(node_name=name, context=self.context, **kwargs)
-            if _takes_node_name(factory)
-            else factory(name, context=self.context, **kwargs)
-        )
+        """Adds a helper node (a test probe, the demo's recorder) to the running executor.
+
+        ``factory(name, context=..., **kwargs)`` must build the node.
+        """
+        node = factory(name, context=self.context, **kwargs)
         self.nodes[name] = node
         if self.executor is not None:
             self.executor.add_node(node)
@@ -122,24 +127,17 @@ class GraphRunner:
             **self._node_kwargs.get(spec.name, {}),
         )
 
-    def _spin(self) -> None:
-        while not self._stopping.is_set() and rclpy.ok(context=self.context):
-            self.executor.spin_once(timeout_sec=0.05)
-
     def stop(self) -> None:
-        """Stops every node's threads, then the executor and the context (idempotent)."""
+        """Stops every node (closing it on the thread that spins it), then the context; idempotent."""
+        self._stopping.set()
+        for spinner in self._spinners:
+            spinner.join()
+        self._spinners.clear()
+        self.executor = None
         for node in self.nodes.values():
             close = getattr(node, 'close', None)
             if close is not None:
-                close()
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
-        if self.executor is not None:
-            self.executor.shutdown()
-            self.executor = None
-        for node in self.nodes.values():
+                close()  # nodes that were never spun (start failed); a second close is a no-op
             node.destroy_node()
         self.nodes.clear()
         rclpy.try_shutdown(context=self.context)
@@ -151,10 +149,28 @@ class GraphRunner:
         self.stop()
 
 
-def _takes_node_name(factory: Callable[..., Node]) -> bool:
-    import inspect  # noqa: PLC0415
 
-    try:
-        return 'node_name' in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
+class _Spinner:
+    """Spins one executor on its own thread; on stop, closes that executor's nodes on that thread
+    (a node's resources, e.g. a GL context, may belong to the thread that made them)."""
+
+    def __init__(self, executor: SingleThreadedExecutor, stopping: threading.Event,
+                 name: str) -> None:
+        self.executor = executor
+        self._stopping = stopping
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set() and rclpy.ok(context=self.executor.context):
+                self.executor.spin_once(timeout_sec=0.05)
+        finally:
+            for node in self.executor.get_nodes():
+                close = getattr(node, 'close', None)
+                if close is not None:
+                    close()
+
+    def join(self) -> None:
+        self._thread.join(timeout=15.0)
+        self.executor.shutdown()

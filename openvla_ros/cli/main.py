@@ -28,6 +28,8 @@ VERBS: dict[str, tuple[str, str]] = {
         'openvla_ros.cli.predict',
         'one image + instruction -> one action (JSON with --json)',
     ),
+    'demo': ('openvla_ros.cli.demo', 'run the whole stack on a simulated arm: video, plot, MCAP'),
+    'evaluate': ('openvla_ros.cli.evaluate', 'success rate of a policy over seeded sim episodes'),
 }
 
 

@@ -3,19 +3,17 @@
 Examples:
 
     openvla-ros predict --model openvla/openvla-7b --image frame.png \\
-        --instruction "put the spoon on the towel" --unnorm-key bridge_orig --device cuda --dtype
-        bfloat16
-    openvla-ros predict --model /tmp/openvla-tiny --image frame.jpg --instruction "open the drawer"
-    \\
-        --unnorm-key bridge_orig --json
-    openvla-ros predict --model openvla/openvla-7b --image frame.png --instruction "pick up the
-    cup" \\
-        --unnorm-key fractal20220817_data --device cuda --quantize 4bit
+        --instruction "put the spoon on the towel" --unnorm-key bridge_orig \\
+        --device cuda --dtype bfloat16
+    openvla-ros predict --model /tmp/openvla-tiny --image frame.jpg \\
+        --instruction "open the drawer" --unnorm-key bridge_orig --json
+    openvla-ros predict --model openvla/openvla-7b --image frame.png \\
+        --instruction "pick up the cup" --unnorm-key fractal20220817_data \\
+        --device cuda --quantize 4bit
 
-With --json the last line on stdout is one JSON object: action (floats), normalized_action, tokens
-(ids),
-latency_s (preprocess + model + decode), unnorm_key, model. Known errors print one line on stderr
-and exit 1.
+With --json the last line on stdout is one JSON object: action (floats), normalized_action,
+tokens (ids), latency_s (preprocess + model + decode), unnorm_key, model. Known errors print one
+line on stderr and exit 1.
 """
 
 from __future__ import annotations

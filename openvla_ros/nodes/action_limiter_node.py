@@ -70,6 +70,7 @@ class ActionLimiterNode(Node):
         self._measured = None  # latest FK of the joint states
         self._resync = True  # re-anchor on the measured pose at the next period
         self._safety_state = SafetyState.OK
+        self._stopped = False  # the monitor holds for a real reason: refuse chunks meanwhile
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(
@@ -131,11 +132,16 @@ class ActionLimiterNode(Node):
     def on_safety_status(self, msg: SafetyStatus) -> None:
         state = SafetyState(msg.state)
         stopping = state in _STOPPING and not set(msg.reasons) <= _BENIGN_HOLDS
+        if stopping and not self._stopped:
+            self.get_logger().warning(
+                f'safety monitor {state.name} ({", ".join(msg.reasons)}): queue dropped, '
+                'new chunks refused until it recovers'
+            )
         if stopping and self.limiter.ready and len(self.limiter.pending):
             self.limiter.clear(self._now())
-            self.get_logger().warning(
-                f'safety monitor {state.name} ({", ".join(msg.reasons)}): queue dropped'
-            )
+        if not stopping and self._stopped:
+            self.get_logger().info(f'safety monitor {state.name}: accepting chunks again')
+        self._stopped = stopping
         if self._safety_state in (SafetyState.ESTOP, SafetyState.FAULT) and state not in (
             SafetyState.ESTOP,
             SafetyState.FAULT,

@@ -144,6 +144,21 @@ class PolicyNode(Node):
         self._worker = threading.Thread(target=self._run, name='policy_worker', daemon=True)
         self._worker.start()
 
+    @property
+    def ready(self) -> bool:
+        """True once the backend is loaded and predictions can run."""
+        return self._backend is not None
+
+    @property
+    def state(self) -> int:
+        """The PolicyStatus STATE_* of the node."""
+        return self._state
+
+    @property
+    def message(self) -> str:
+        """The last status message (e.g. why loading failed)."""
+        return self._message
+
     # --- callbacks (short: they only hand data to the worker) ---
     def on_image(self, msg: Image | CompressedImage) -> None:
         with self._lock:

@@ -150,8 +150,10 @@ class SafetyMonitorNode(Node):
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = self.monitor.reset(self._now())
         self._q_command = None
-        log = self.get_logger().info if response.success else self.get_logger().warning
-        log(response.message)
+        if response.success:
+            self.get_logger().info(response.message)
+        else:
+            self.get_logger().warning(response.message)
         return response
 
     def on_control_timer(self) -> None:
@@ -186,14 +188,13 @@ class SafetyMonitorNode(Node):
     # --- outputs ---
     def _publish(self, decision) -> None:
         if decision.state != self._last_state:
-            text = f'{decision.state.name}' + (
-                f': {"; ".join(decision.messages)}' if decision.messages else ''
-            )
-            (
-                self.get_logger().info
-                if decision.state <= SafetyState.LIMITED
-                else self.get_logger().warning
-            )(f'safety state {text}')
+            text = decision.state.name
+            if decision.messages:
+                text += ': ' + '; '.join(decision.messages)
+            if decision.state <= SafetyState.LIMITED:
+                self.get_logger().info(f'safety state {text}')
+            else:
+                self.get_logger().warning(f'safety state {text}')
             self._last_state = decision.state
         if decision.pose is None:
             return  # no reference pose yet: nothing to hold, nothing may move

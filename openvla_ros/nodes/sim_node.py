@@ -17,13 +17,17 @@ Publishes ``joint_states`` (arm + fingers) on ``/<robot_name>/joint_states``, th
 sensor_msgs/Image rgb8 (sensor-data QoS) with its CameraInfo, and the true object poses as a
 visualization_msgs/MarkerArray on ``/openvla/sim/object_poses`` (one CUBE per object: ``ns`` =
 'sim_objects', ``text`` = the object name, pose in the base frame) for the scripted expert.
-Physics advances ``1 / update_rate`` simulated seconds per timer tick; rendering has its own timer.
+Physics advances ``1 / update_rate`` simulated seconds per timer tick; the camera renders on its own
+thread.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import math
-from typing import Any
+import threading
+import time
+from typing import Any, TypeVar
 
 from geometry_msgs.msg import PoseStamped
 import numpy as np
@@ -102,6 +106,9 @@ PARAMS = (
 )
 
 
+T = TypeVar('T')
+
+
 class SimNode(Node):
     """The simulated robot driver and camera (see the module docstring)."""
 
@@ -150,10 +157,14 @@ class SimNode(Node):
         self._timers.append(
             self.create_timer(1.0 / float(p['joint_states_rate']), self.on_joint_states_timer)
         )
+        self._world_lock = threading.Lock()
+        self._camera_stop = threading.Event()
+        self._camera_thread: threading.Thread | None = None
         if float(p['camera_rate']) > 0.0:
-            self._timers.append(
-                self.create_timer(1.0 / float(p['camera_rate']), self.on_camera_timer)
-            )
+            self._camera_thread = threading.Thread(
+                target=self._camera_loop, args=(1.0 / float(p['camera_rate']),),
+                name='sim_camera', daemon=True)
+            self._camera_thread.start()
         if float(p['object_poses_rate']) > 0.0:
             self._timers.append(
                 self.create_timer(1.0 / float(p['object_poses_rate']), self.on_object_poses_timer)
@@ -309,11 +320,19 @@ class SimNode(Node):
         return execute
 
     # ------------------------------------------------------------------ timers
+    def inspect(self, fn: Callable[[Any], T]) -> T:
+        """Runs fn(world) under the physics lock (a consistent state for checks from other threads,
+        e.g. a task's success predicate in ``openvla-ros evaluate``)."""
+        with self._world_lock:
+            return fn(self.world)
+
     def on_physics_timer(self) -> None:
-        self.world.step(self.update_dt)
+        with self._world_lock:
+            self.world.step(self.update_dt)
 
     def on_joint_states_timer(self) -> None:
-        state = self.world.joint_state()
+        with self._world_lock:
+            state = self.world.joint_state()
         msg = JointState()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.name = list(state.name)
@@ -322,8 +341,21 @@ class SimNode(Node):
         msg.effort = [float(v) for v in state.effort]
         self.joint_states_pub.publish(msg)
 
+    def _camera_loop(self, period: float) -> None:
+        """Renders on this thread only: the GL context belongs to the thread that made it, and
+        rendering here keeps physics and joint states on time while a frame is drawn."""
+        next_time = time.monotonic()
+        try:
+            while not self._camera_stop.wait(max(0.0, next_time - time.monotonic())):
+                next_time = max(next_time + period, time.monotonic())
+                self.on_camera_timer()
+        finally:
+            with self._world_lock:
+                self.world.close()  # frees the renderer on the thread that created it
+
     def on_camera_timer(self) -> None:
-        pixels = self.world.render()
+        with self._world_lock:
+            pixels = self.world.render()
         intrinsics = self.world.camera_info()
         stamp = self.get_clock().now().to_msg()
         image = Image()
@@ -395,7 +427,11 @@ class SimNode(Node):
         for server in self._action_servers:
             server.destroy()
         self._action_servers.clear()
-        self.world.close()
+        if self._camera_thread is not None:
+            self._camera_stop.set()
+            self._camera_thread.join(timeout=10.0)  # the thread closes the world
+        else:
+            self.world.close()
 
     def destroy_node(self) -> None:
         self.close()

@@ -1,0 +1,170 @@
+"""LoRA fine-tuning of OpenVLA on a dataset written by `openvla-ros record`.
+
+Writes OUT/adapter_model.safetensors + adapter_config.json (peft), OUT/dataset_statistics.json
+(the base keys plus --unnorm-key), OUT/finetune.json (settings, held-out loss / action-token
+accuracy / L1, loss history), step checkpoints under OUT/checkpoints, and with --merge a full
+checkpoint in OUT/merged that `openvla-ros predict --model OUT/merged` loads directly.
+
+Examples:
+
+    openvla-ros finetune --model openvla/openvla-7b --data data/pick_block --out runs/pick \\
+        --unnorm-key my_robot --steps 2000 --batch-size 16 --device cuda --dtype bfloat16 \\
+        --augment --save-every 200 --merge
+    openvla-ros finetune --model openvla/openvla-7b --data data/pick_block --out runs/pick \\
+        --steps 2000 --device cuda --dtype bfloat16 --resume
+    openvla-ros finetune --model openvla/openvla-7b --data data/pick_block --out runs/qlora \\
+        --quantize 4bit --batch-size 8 --grad-accum 2 --device cuda --dtype bfloat16
+    openvla-ros finetune --model /tmp/openvla-tiny --data data/pick_block --out /tmp/run \\
+        --steps 20 --batch-size 2 --lora-rank 8 --json
+
+Known errors print one line on stderr and exit 1; with --json the last stdout line is one JSON
+object (step, final train and held-out metrics, steps/s, output paths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import sys
+
+__all__ = ['add_arguments', 'main']
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the verb's arguments."""
+    parser.add_argument('--model', required=True, help='base checkpoint directory or hub id')
+    parser.add_argument('--data', required=True, type=Path, help='dataset directory (record)')
+    parser.add_argument('--out', required=True, type=Path, help='output directory')
+    parser.add_argument('--unnorm-key', default='my_robot', help='new dataset statistics key')
+    parser.add_argument('--steps', type=int, default=1000, help='optimizer steps in total')
+    parser.add_argument('--batch-size', type=int, default=8, help='samples per micro-batch')
+    parser.add_argument('--grad-accum', type=int, default=1, help='micro-batches per step')
+    parser.add_argument('--lr', type=float, default=5e-4, help='AdamW learning rate (constant)')
+    parser.add_argument('--lora-rank', type=int, default=32, help='LoRA rank')
+    parser.add_argument(
+        '--lora-alpha', type=int, default=None, help='LoRA alpha (default min(rank, 16))'
+    )
+    parser.add_argument('--lora-dropout', type=float, default=0.0, help='LoRA dropout')
+    parser.add_argument(
+        '--quantize', default='none', choices=('none', '4bit'), help='4bit: QLoRA (CUDA)'
+    )
+    parser.add_argument(
+        '--augment', action='store_true', help='random 90%% crop + colour jitter (OpenVLA)'
+    )
+    parser.add_argument('--save-every', type=int, default=200, help='checkpoint every N steps')
+    parser.add_argument('--eval-every', type=int, default=0, help='held-out metrics every N steps')
+    parser.add_argument('--keep-checkpoints', type=int, default=2, help='checkpoints kept')
+    parser.add_argument('--resume', action='store_true', help='continue from the last checkpoint')
+    parser.add_argument('--merge', action='store_true', help='also write OUT/merged')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]'")
+    parser.add_argument(
+        '--dtype',
+        default='float32',
+        choices=('float32', 'bfloat16', 'float16'),
+        help='base weight dtype',
+    )
+    parser.add_argument(
+        '--amp',
+        default='auto',
+        choices=('auto', 'none', 'bfloat16', 'float16'),
+        help='autocast (auto: bfloat16 on CUDA, none on CPU)',
+    )
+    parser.add_argument(
+        '--val-fraction', type=float, default=0.1, help='held-out share of episodes'
+    )
+    parser.add_argument(
+        '--max-eval-batches', type=int, default=0, help='held-out batches per evaluation'
+    )
+    parser.add_argument('--seed', type=int, default=0, help='seed (order, augmentation, init)')
+    parser.add_argument('--json', action='store_true', help='print one JSON object at the end')
+
+
+def _fail(message: str) -> int:
+    print(f'finetune: {message}', file=sys.stderr)
+    return 1
+
+
+def main(args: argparse.Namespace) -> int:
+    """Check inputs, train, save, print a summary."""
+    if not args.data.is_dir():
+        return _fail(f'no dataset directory {args.data}')
+    if args.device.startswith('cuda'):
+        import torch
+
+        if not torch.cuda.is_available():
+            return _fail(f'--device {args.device} requested but CUDA is not available')
+    import logging
+
+    from openvla_ros.data import DataError
+    from openvla_ros.finetune import FinetuneConfig, FinetuneError, Trainer
+    from openvla_ros.model import OpenVLAError
+
+    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format='%(message)s')
+    try:
+        config = FinetuneConfig(
+            model=args.model,
+            data=str(args.data),
+            out=str(args.out),
+            unnorm_key=args.unnorm_key,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            grad_accum=args.grad_accum,
+            lr=args.lr,
+            lora_rank=args.lora_rank,
+            lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout,
+            quantize=args.quantize,
+            augment=args.augment,
+            save_every=args.save_every,
+            eval_every=args.eval_every,
+            keep_checkpoints=args.keep_checkpoints,
+            resume=args.resume,
+            merge=args.merge,
+            device=args.device,
+            dtype=args.dtype,
+            amp=args.amp,
+            val_fraction=args.val_fraction,
+            max_eval_batches=args.max_eval_batches,
+            seed=args.seed,
+        )
+        trainer = Trainer(config, progress=not args.json)
+        if not args.json:
+            share = 100.0 * trainer.trainable / max(trainer.total, 1)
+            print(
+                f'LoRA: {trainer.trainable:,} trainable of {trainer.total:,} parameters '
+                f'({share:.2f} %); {len(trainer.train_steps)} training / '
+                f'{len(trainer.val_steps)} held-out steps'
+                + (f'; resumed at step {trainer.step}' if trainer.resumed_from else '')
+            )
+        trainer.train()
+    except (DataError, FinetuneError, OpenVLAError, ValueError) as exc:
+        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except OSError as exc:
+        return _fail(f'{type(exc).__name__}: {exc}')
+    summary = json.loads((args.out / 'finetune.json').read_text())
+    result = {
+        'step': summary['step'],
+        'final_train': summary['final_train'],
+        'final_eval': summary['final_eval'],
+        'steps_per_second': trainer.steps_per_second,
+        'adapter': str(args.out),
+        'unnorm_key': args.unnorm_key,
+        'merged': summary['merged'],
+        'resumed_from': summary['resumed_from'],
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    train = summary['final_train'] or {}
+    print(f'step {summary["step"]}: train loss {train.get("loss", float("nan")):.4f}')
+    if summary['final_eval']:
+        ev = summary['final_eval']
+        print(
+            f'held-out: loss {ev["loss"]:.4f}, action-token accuracy {ev["accuracy"]:.3f}, '
+            f'L1 {ev["l1"]:.4f}'
+        )
+    print(f'adapter + dataset_statistics.json ({args.unnorm_key}) in {args.out}')
+    if summary['merged']:
+        print(f'merged checkpoint: {summary["merged"]}')
+    return 0

@@ -1,0 +1,192 @@
+"""One episode of the full stack in the simulator: the engine of ``openvla-ros demo`` and ``evaluate``.
+
+The graph is the launch files' graph (``openvla_ros.graph``) with ``sim:=true``, run in this process by
+``openvla_ros.runner``. The episode sends the task's instruction, watches the simulator's success
+predicate, and returns what happened; nothing here imports rclpy directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import math
+from pathlib import Path
+import time
+from typing import Any
+
+from openvla_ros.graph import GraphArgs
+from openvla_ros.profiles import load_profile
+
+__all__ = [
+    'DEFAULT_TASKS',
+    'EpisodeConfig',
+    'EpisodeResult',
+    'episode_paths',
+    'run_episode',
+    'wilson_interval',
+]
+
+DEFAULT_TASKS = {'widowx_bridge': 'carrot_on_plate', 'franka_tabletop': 'lift_block',
+                 'franka_droid': 'lift_block'}
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """What to run. ``duration`` 0 means the task's step limit (max_steps / policy rate)."""
+
+    profile: str = 'widowx_bridge'
+    policy: str = 'scripted'
+    task: str = ''
+    seed: int = 0
+    duration: float = 0.0
+    stop_on_success: bool = True
+    model: str = ''
+    device: str = 'cpu'
+    dtype: str = 'float32'
+    quantize: str = 'none'
+    unnorm_key: str = ''
+    adapter: str = ''
+    server_url: str = 'http://127.0.0.1:8000'
+    instruction: str = ''
+    bag: str = ''
+    image_size: tuple[int, int] = (240, 320)
+    camera_rate: float = 10.0
+    frame_stride: int = 1
+    place_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    startup_timeout: float = 120.0
+
+    @property
+    def task_name(self) -> str:
+        return self.task or DEFAULT_TASKS[self.profile]
+
+
+@dataclass
+class EpisodeResult:
+    """What one episode did."""
+
+    task: str
+    instruction: str
+    seed: int
+    success: bool
+    time_to_success: float  # [s] from the instruction; NaN when it did not succeed
+    duration: float  # [s] the episode ran
+    passed: int
+    clipped: int
+    rejected: int
+    chunks: int
+    data: Any = field(repr=False, default=None)  # EpisodeNode.data
+    bag: str = ''
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate (sensible at 0 and n, unlike the normal one)."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _overrides(cfg: EpisodeConfig, robot: str) -> dict[str, dict[str, Any]]:
+    height, width = cfg.image_size
+    out: dict[str, dict[str, Any]] = {
+        'sim': {'seed': int(cfg.seed), 'image_height': int(height), 'image_width': int(width),
+                'camera_rate': float(cfg.camera_rate), 'robot': robot},
+    }
+    if cfg.policy == 'scripted':
+        out['scripted_policy'] = {'task': cfg.task_name, 'place_offset': list(cfg.place_offset)}
+    else:
+        policy = {'device': cfg.device, 'dtype': cfg.dtype, 'quantize': cfg.quantize,
+                  'max_image_age': 2.0}
+        for key in ('model', 'unnorm_key', 'adapter'):
+            if getattr(cfg, key):
+                policy[key] = getattr(cfg, key)
+        out['policy_node'] = policy
+    return out
+
+
+def run_episode(cfg: EpisodeConfig, progress: Callable[[float, float], None] | None = None
+                ) -> EpisodeResult:
+    """Runs one episode and returns its result (the runner is always stopped).
+
+    Args:
+        cfg: the episode.
+        progress: called as progress(elapsed, total) about ten times a second.
+
+    Raises:
+        RuntimeError: the stack did not come up (no joint states, no camera, the policy failed to
+            load); the message says which.
+    """
+    from openvla_ros.nodes.episode_node import EpisodeNode  # noqa: PLC0415 - rclpy only here
+    from openvla_ros.runner import GraphRunner  # noqa: PLC0415
+    from openvla_ros.sim.tasks import get_task  # noqa: PLC0415
+
+    profile = load_profile(cfg.profile)
+    robot = str(profile.get('robot'))
+    task = get_task(cfg.task_name, robot)
+    instruction = cfg.instruction or task.instruction
+    policy_rate = float(profile.node_params('policy_node').get('policy_rate', 5.0))
+    if cfg.policy == 'scripted':
+        policy_rate = 5.0
+    total = cfg.duration or task.max_steps / policy_rate
+    args = GraphArgs(profile=cfg.profile, sim=True, policy=cfg.policy, task=task.name,
+                     server_url=cfg.server_url)
+    runner = GraphRunner(args, overrides=_overrides(cfg, robot), profile=profile)
+    runner.start()
+    try:
+        episode = runner.add_node(EpisodeNode, 'episode', robot=robot,
+                                  joint_states=f'/{robot}/joint_states',
+                                  frame_stride=cfg.frame_stride, bag=cfg.bag or None)
+        _wait_until_ready(runner, episode, cfg)
+        episode.instruct(instruction)
+        start = time.monotonic()
+        success_at = math.nan
+        sim = runner.nodes['sim']
+        while (elapsed := time.monotonic() - start) < total:
+            if progress is not None:
+                progress(elapsed, total)
+            if math.isnan(success_at) and sim.inspect(task.success):
+                success_at = elapsed
+                if cfg.stop_on_success:
+                    break
+            time.sleep(0.1)
+        duration = time.monotonic() - start
+        episode.instruct('')
+        if progress is not None:
+            progress(total, total)
+        status = episode.data.status
+        return EpisodeResult(
+            task=task.name, instruction=instruction, seed=cfg.seed,
+            success=not math.isnan(success_at), time_to_success=success_at, duration=duration,
+            passed=int(status.passed) if status else 0, clipped=int(status.clipped) if status else 0,
+            rejected=int(status.rejected) if status else 0, chunks=episode.data.chunks,
+            data=episode.data, bag=cfg.bag)
+    finally:
+        runner.stop()
+
+
+def _wait_until_ready(runner, episode, cfg: EpisodeConfig) -> None:
+    deadline = time.monotonic() + cfg.startup_timeout
+    policy = runner.nodes.get('policy_node')
+    while time.monotonic() < deadline:
+        have_state = bool(episode.data.reached)
+        have_frame = bool(episode.data.frames) or cfg.camera_rate <= 0
+        loaded = policy is None or policy.ready
+        if policy is not None and not loaded and policy.message.startswith('could not load'):
+            raise RuntimeError(policy.message)
+        if have_state and have_frame and loaded:
+            return
+        time.sleep(0.05)
+    missing = [name for name, ok in (('joint states', bool(episode.data.reached)),
+                                     ('camera frames', bool(episode.data.frames)),
+                                     ('a loaded policy', policy is None or policy.ready)) if not ok]
+    raise RuntimeError(f'the stack did not come up within {cfg.startup_timeout:.0f} s: no '
+                       + ', no '.join(missing))
+
+
+def episode_paths(out_dir: str | Path, name: str) -> dict[str, Path]:
+    """Where a report's files go."""
+    out = Path(out_dir)
+    return {'video': out / f'{name}.mp4', 'plot': out / f'{name}.png', 'bag': out / f'{name}_bag'}

@@ -1,0 +1,143 @@
+"""scripted_policy: a scripted pick-and-place expert that speaks the policy's language.
+
+It reads the simulator's true object poses, plans grasp and place motions
+(``openvla_ros.sim.expert.ScriptedExpert``) and publishes ``ActionChunk``s of ``bridge_orig`` deltas
+on the same topic as the model, so its actions go through the rate limiter, the safety monitor, IK
+and the adapter like any other policy's. It needs ``sim:=true`` (true poses exist only there).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
+
+from openvla_ros.control import apply_delta
+from openvla_ros.msg import ActionChunk, EndEffectorTarget, PolicyStatus
+from openvla_ros.nodes._common import declare_params, Param, run_node
+from openvla_ros.nodes._conversions import pose_to_matrix
+
+PARAMS = (
+    Param('robot', 'wx250s', 'Robot of the task.', choices=('wx250s', 'panda', 'fr3')),
+    Param('task', 'carrot_on_plate', 'Simulator task the expert solves.'),
+    Param('policy_rate', 5.0, 'Action rate [Hz]; chunk dt = 1/rate.', low=0.1, high=100.0),
+    Param('chunk_size', 1, 'Actions per chunk.', low=1, high=50),
+    Param('base_frame', 'base_link', 'frame_id of the chunks.'),
+    Param(
+        'place_offset',
+        [0.0, 0.0, 0.0],
+        'xyz added to the place target [m]; non-zero makes a deliberately wrong expert (tests).',
+    ),
+)
+
+
+class ScriptedPolicyNode(Node):
+    """Publishes the expert's chunks while an instruction is active."""
+
+    def __init__(self, *, node_name: str = 'scripted_policy', **node_kwargs) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self.p = declare_params(self, PARAMS)
+        from openvla_ros.sim.expert import ScriptedExpert  # noqa: PLC0415 - pulls in mujoco
+
+        self.expert = ScriptedExpert(
+            self.p['task'], self.p['robot'], place_offset=tuple(self.p['place_offset'])
+        )
+        self._objects: dict[str, np.ndarray] = {}
+        self._commanded: np.ndarray | None = None  # latest limiter output (start of the plan)
+        self._target: np.ndarray | None = None  # the integrated goal the deltas lead to
+        self._instruction = ''
+        self._count = 0
+
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(MarkerArray, '/openvla/sim/object_poses', self.on_object_poses, 10)
+        self.create_subscription(String, '/instruction', self.on_instruction, reliable)
+        self.create_subscription(EndEffectorTarget, '/openvla/ee_target', self.on_ee_target, reliable)
+        self._chunk_pub = self.create_publisher(ActionChunk, '/openvla/action_chunk', reliable)
+        self._status_pub = self.create_publisher(PolicyStatus, '/openvla/policy_status', reliable)
+        self.create_timer(1.0 / self.p['policy_rate'], self.on_policy_timer)
+
+    def on_object_poses(self, msg: MarkerArray) -> None:
+        self._objects = {m.text: pose_to_matrix(m.pose) for m in msg.markers if m.text}
+
+    def on_ee_target(self, msg: EndEffectorTarget) -> None:
+        self._commanded = pose_to_matrix(msg.pose)
+
+    def on_instruction(self, msg: String) -> None:
+        text = msg.data.strip()
+        if text == self._instruction:
+            return
+        self._instruction = text
+        self._target = None  # (re)plan from the commanded pose at the next tick
+        if text and text != self.expert.task.instruction:
+            self.get_logger().warning(
+                f'instruction {text!r} differs from the task\'s '
+                f'{self.expert.task.instruction!r}; the expert does its task anyway'
+            )
+        self.get_logger().info(f'instruction: {text!r}' if text else 'empty instruction: idle')
+
+    def on_policy_timer(self) -> None:
+        if not self._instruction or not self._objects or self._commanded is None:
+            self._publish_status('waiting for ' + ', '.join(self._missing()))
+            return
+        if self._target is None:
+            self._target = self._commanded.copy()
+            self.expert.reset(self._objects, self._target)
+        dt = 1.0 / self.p['policy_rate']
+        actions = self.expert.next_chunk(self._objects, self._target, self.p['chunk_size'])
+        for action in actions:
+            self._target = apply_delta(self._target, action)
+        chunk = ActionChunk()
+        chunk.header.stamp = self.get_clock().now().to_msg()
+        chunk.header.frame_id = self.p['base_frame']
+        chunk.instruction = self._instruction
+        chunk.model = 'scripted_expert'
+        chunk.unnorm_key = ''
+        chunk.action_space = 'bridge_orig'
+        chunk.dt = dt
+        chunk.num_actions, chunk.action_dim = (int(n) for n in actions.shape)
+        chunk.actions = actions.ravel().tolist()
+        chunk.gripper_convention = ActionChunk.GRIPPER_CONVENTION_OPEN_IS_ONE
+        chunk.inference_latency = 0.0
+        self._chunk_pub.publish(chunk)
+        self._count += 1
+        self._publish_status(f'phase {self.expert.phase}')
+
+    def _missing(self) -> list[str]:
+        missing = []
+        if not self._instruction:
+            missing.append('an instruction')
+        if not self._objects:
+            missing.append('object poses')
+        if self._commanded is None:
+            missing.append('the commanded end-effector pose')
+        return missing
+
+    def _publish_status(self, message: str) -> None:
+        s = PolicyStatus()
+        s.header.stamp = self.get_clock().now().to_msg()
+        s.state = PolicyStatus.STATE_RUNNING if self._instruction else PolicyStatus.STATE_IDLE
+        s.model = 'scripted_expert'
+        s.backend = 'scripted'
+        s.instruction = self._instruction
+        s.message = message
+        s.predictions = self._count
+        s.latency_p50 = s.latency_p90 = s.rate_hz = math.nan
+        self._status_pub.publish(s)
+
+    @property
+    def phase(self) -> str:
+        return self.expert.phase
+
+
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ScriptedPolicyNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
