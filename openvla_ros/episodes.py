@@ -54,6 +54,7 @@ class EpisodeConfig:
     frame_stride: int = 1
     place_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
     startup_timeout: float = 120.0
+    domain_id: int | None = None  # None: a private domain (openvla_ros.runner.private_domain_id)
 
     @property
     def task_name(self) -> str:
@@ -120,7 +121,7 @@ def run_episode(cfg: EpisodeConfig, progress: Callable[[float, float], None] | N
             load); the message says which.
     """
     from openvla_ros.nodes.episode_node import EpisodeNode  # noqa: PLC0415 - rclpy only here
-    from openvla_ros.runner import GraphRunner  # noqa: PLC0415
+    from openvla_ros.runner import GraphRunner, private_domain_id  # noqa: PLC0415
     from openvla_ros.sim.tasks import get_task  # noqa: PLC0415
 
     profile = load_profile(cfg.profile)
@@ -133,7 +134,8 @@ def run_episode(cfg: EpisodeConfig, progress: Callable[[float, float], None] | N
     total = cfg.duration or task.max_steps / policy_rate
     args = GraphArgs(profile=cfg.profile, sim=True, policy=cfg.policy, task=task.name,
                      server_url=cfg.server_url)
-    runner = GraphRunner(args, overrides=_overrides(cfg, robot), profile=profile)
+    domain = private_domain_id() if cfg.domain_id is None else cfg.domain_id
+    runner = GraphRunner(args, overrides=_overrides(cfg, robot), profile=profile, domain_id=domain)
     runner.start()
     try:
         episode = runner.add_node(EpisodeNode, 'episode', robot=robot,

@@ -37,13 +37,14 @@ def _launch_setup(context, profile: str):
         )
     if args.use_rviz:
         rviz_config = PathJoinSubstitution([FindPackageShare(PACKAGE), 'rviz', 'openvla.rviz'])
+        base_frame = str(load_profile(profile).get('base_frame'))
         actions.append(
             Node(
                 package='rviz2',
                 executable='rviz2',
                 name='rviz2',
                 output='log',
-                arguments=['-d', rviz_config],
+                arguments=['-d', rviz_config, '-f', base_frame],
             )
         )
     return actions

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import importlib
+import os
 import threading
 from typing import Any
 
@@ -24,7 +25,13 @@ from rclpy.parameter import Parameter
 from openvla_ros.graph import GraphArgs, NodeSpec, build_graph
 from openvla_ros.profiles import Profile, load_profile
 
-__all__ = ['GraphRunner', 'to_parameters']
+__all__ = ['GraphRunner', 'private_domain_id', 'to_parameters']
+
+
+def private_domain_id() -> int:
+    """A DDS domain for a self-contained run (1-100, from the process id): a demo's /instruction
+    must never reach a robot on the default domain, nor a second demo on this machine."""
+    return 1 + os.getpid() % 100
 
 
 def to_parameters(values: dict[str, Any]) -> list[Parameter]:
@@ -53,6 +60,8 @@ class GraphRunner:
         node_kwargs: per node name, extra constructor arguments (e.g. ``backend=`` for the policy
         node).
         profile: an already loaded profile (default: ``load_profile(args.profile)``).
+        domain_id: the DDS domain of this graph (default: ``ROS_DOMAIN_ID``, else 0); a demo
+            uses a private one so that it never meets a real robot's topics.
     """
 
     def __init__(
@@ -62,6 +71,7 @@ class GraphRunner:
         overrides: dict[str, dict[str, Any]] | None = None,
         node_kwargs: dict[str, dict[str, Any]] | None = None,
         profile: Profile | None = None,
+        domain_id: int | None = None,
     ) -> None:
         self.args = args
         self.profile = profile or load_profile(args.profile)
@@ -69,6 +79,7 @@ class GraphRunner:
         self._overrides = overrides or {}
         self._node_kwargs = node_kwargs or {}
         self.context = rclpy.Context()
+        self.domain_id = domain_id
         self.nodes: dict[str, Node] = {}
         self.executor: SingleThreadedExecutor | None = None
         self._stopping = threading.Event()
@@ -83,7 +94,10 @@ class GraphRunner:
         }
 
     def start(self) -> GraphRunner:
-        rclpy.init(context=self.context)
+        if self.domain_id is None:
+            rclpy.init(context=self.context)
+        else:
+            rclpy.init(context=self.context, domain_id=self.domain_id)
         try:
             for spec in self.specs:
                 self.nodes[spec.name] = self._create(spec)

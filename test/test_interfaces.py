@@ -1,4 +1,5 @@
 """Our messages over real rclpy and DDS: every field survives a round trip between two nodes."""
+
 from __future__ import annotations
 
 import math
@@ -131,18 +132,41 @@ def test_end_effector_target_and_policy_status_round_trip(ros_context):
     assert (got.pose.orientation.y, got.pose.orientation.w) == (-0.259, -0.966)
     assert got.gripper == 0.5 and got.hold is True
 
-    status = PolicyStatus(state=PolicyStatus.STATE_RUNNING, model='tiny', backend='local',
-                          instruction='lift the block', message='ok', predictions=5, refused=1,
-                          failed=2, latency_p50=0.1, latency_p90=0.2, rate_hz=4.9)
+    status = PolicyStatus(
+        state=PolicyStatus.STATE_RUNNING,
+        model='tiny',
+        backend='local',
+        instruction='lift the block',
+        message='ok',
+        predictions=5,
+        refused=1,
+        failed=2,
+        latency_p50=0.1,
+        latency_p90=0.2,
+        rate_hz=4.9,
+    )
     got = round_trip(ros_context, PolicyStatus, status)
     assert got.state == PolicyStatus.STATE_RUNNING
-    assert (got.model, got.backend, got.instruction, got.message) == ('tiny', 'local', 'lift the block', 'ok')
+    assert (got.model, got.backend, got.instruction, got.message) == (
+        'tiny',
+        'local',
+        'lift the block',
+        'ok',
+    )
     assert (got.predictions, got.refused, got.failed) == (5, 1, 2)
     assert (got.latency_p50, got.latency_p90, got.rate_hz) == (0.1, 0.2, 4.9)
 
 
 def test_state_constants_match_the_documented_order():
-    assert [SafetyStatus.STATE_OK, SafetyStatus.STATE_LIMITED, SafetyStatus.STATE_HOLD,
-            SafetyStatus.STATE_ESTOP, SafetyStatus.STATE_FAULT] == [0, 1, 2, 3, 4]
-    assert [ActionChunk.GRIPPER_CONVENTION_OPEN_IS_ONE, ActionChunk.GRIPPER_CONVENTION_CLOSED_IS_ONE,
-            ActionChunk.GRIPPER_CONVENTION_SIGNED] == [0, 1, 2]
+    assert [
+        SafetyStatus.STATE_OK,
+        SafetyStatus.STATE_LIMITED,
+        SafetyStatus.STATE_HOLD,
+        SafetyStatus.STATE_ESTOP,
+        SafetyStatus.STATE_FAULT,
+    ] == [0, 1, 2, 3, 4]
+    assert [
+        ActionChunk.GRIPPER_CONVENTION_OPEN_IS_ONE,
+        ActionChunk.GRIPPER_CONVENTION_CLOSED_IS_ONE,
+        ActionChunk.GRIPPER_CONVENTION_SIGNED,
+    ] == [0, 1, 2]

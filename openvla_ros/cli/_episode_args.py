@@ -24,6 +24,16 @@ def add_episode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--server-url', default='http://127.0.0.1:8000',
                         help='policy server (--policy remote)')
     parser.add_argument('--seed', type=int, default=0, help='scene seed (object placement)')
+    parser.add_argument('--domain-id', type=int, default=None,
+                        help='ROS_DOMAIN_ID of the run (default: a private one, printed, so that '
+                             'the demo never meets a real robot\'s topics)')
+
+
+def isolate_dds() -> None:
+    """Keeps the run's DDS traffic on this machine (before rclpy starts)."""
+    import os  # noqa: PLC0415
+
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
 
 def describe_policy(args: argparse.Namespace) -> str:

@@ -21,7 +21,12 @@ import json
 from pathlib import Path
 import sys
 
-from openvla_ros.cli._episode_args import add_episode_arguments, describe_policy, ensure_model
+from openvla_ros.cli._episode_args import (
+    add_episode_arguments,
+    describe_policy,
+    ensure_model,
+    isolate_dds,
+)
 
 __all__ = ['add_arguments', 'main']
 
@@ -41,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
 
     from openvla_ros.episodes import EpisodeConfig, run_episode  # noqa: PLC0415
     from openvla_ros.report import tracking_error, write_plot, write_video  # noqa: PLC0415
+    from openvla_ros.runner import private_domain_id  # noqa: PLC0415
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -49,13 +55,17 @@ def main(args: argparse.Namespace) -> int:
     if bag.exists() and not args.no_record:
         print(f'openvla-ros demo: {bag} exists; remove it or choose another --out', file=sys.stderr)
         return 1
+    isolate_dds()
+    domain = args.domain_id if args.domain_id is not None else private_domain_id()
     print(describe_policy(args), flush=True)
+    print(f'ROS_DOMAIN_ID={domain} (private to this demo; set --domain-id to watch it in rviz)',
+          flush=True)
     cfg = EpisodeConfig(
         profile=args.profile, policy=args.policy, task=args.task, seed=args.seed,
         duration=args.duration, stop_on_success=False, model=ensure_model(args, out),
         device=args.device, dtype=args.dtype, quantize=args.quantize, unnorm_key=args.unnorm_key,
         adapter=args.adapter, server_url=args.server_url, instruction=args.instruction,
-        bag='' if args.no_record else str(bag))
+        bag='' if args.no_record else str(bag), domain_id=domain)
     bar = tqdm(total=100, desc='demo', unit='%', mininterval=0.5,
                bar_format='{l_bar}{bar}| {elapsed}<{remaining}')
 

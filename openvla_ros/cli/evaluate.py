@@ -21,7 +21,12 @@ import math
 from pathlib import Path
 import sys
 
-from openvla_ros.cli._episode_args import add_episode_arguments, describe_policy, ensure_model
+from openvla_ros.cli._episode_args import (
+    add_episode_arguments,
+    describe_policy,
+    ensure_model,
+    isolate_dds,
+)
 
 __all__ = ['add_arguments', 'main']
 
@@ -43,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
 
     from openvla_ros.episodes import EpisodeConfig, run_episode, wilson_interval  # noqa: PLC0415
     from openvla_ros.report import write_video  # noqa: PLC0415
+    from openvla_ros.runner import private_domain_id  # noqa: PLC0415
 
     if args.episodes < 1:
         print(f'openvla-ros evaluate: --episodes must be >= 1, got {args.episodes}',
@@ -51,6 +57,8 @@ def main(args: argparse.Namespace) -> int:
     for folder in (args.video, args.record):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
+    isolate_dds()
+    domain = args.domain_id if args.domain_id is not None else private_domain_id()
     print(describe_policy(args), file=sys.stderr, flush=True)
     work = args.record or args.video or Path('outputs/evaluate')
     work.mkdir(parents=True, exist_ok=True)
@@ -70,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
             profile=args.profile, policy=args.policy, task=args.task, seed=seed, model=model,
             device=args.device, dtype=args.dtype, quantize=args.quantize,
             unnorm_key=args.unnorm_key, adapter=args.adapter, server_url=args.server_url,
-            bag=bag, place_offset=tuple(args.place_offset),
+            bag=bag, place_offset=tuple(args.place_offset), domain_id=domain,
             camera_rate=10.0, frame_stride=1 if args.video else 10_000)
         try:
             result = run_episode(cfg)

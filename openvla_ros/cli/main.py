@@ -30,6 +30,10 @@ VERBS: dict[str, tuple[str, str]] = {
     ),
     'demo': ('openvla_ros.cli.demo', 'run the whole stack on a simulated arm: video, plot, MCAP'),
     'evaluate': ('openvla_ros.cli.evaluate', 'success rate of a policy over seeded sim episodes'),
+    'record': ('openvla_ros.cli.record', 'rosbag2 bags -> fine-tuning dataset (episodes + stats)'),
+    'finetune': ('openvla_ros.cli.finetune', 'LoRA fine-tune OpenVLA on a recorded dataset'),
+    'serve': ('openvla_ros.cli.serve', 'serve OpenVLA over HTTP (policy node backend: remote)'),
+    'bench': ('openvla_ros.cli.bench', 'latency, actions/s and memory of each inference path'),
 }
 
 

@@ -104,7 +104,9 @@ _EPS_TIME = 1e-9
 
 # An action is for an already executed time slot when due < last consumed due + this * dt; below
 # 1 so that a camera frame of stamp jitter (33 ms at 30 fps, 0.2 s dt) still counts as new.
-_SLOT_FRACTION = 0.75
+# An action is a new time slot only when due at least this many dt after the last consumed one;
+# the policy node spaces its frames by the same fraction so that no prediction is wasted.
+SLOT_FRACTION = 0.75
 
 # Ruckig 0.19 raises on some inputs that sit exactly on a profile boundary (e.g. a 0.01 m move with
 # a = 2 m/s^2, j = 40 m/s^3, where 2 a^3 / j^2 = 0.01). Re-planning with marginally *lower* limits
@@ -460,7 +462,7 @@ class ActionRateLimiter:
                     clipped += 1
                 raw = limited
             due = start + j * dt
-            if due < self._last_consumed_due + _SLOT_FRACTION * dt:
+            if due < self._last_consumed_due + SLOT_FRACTION * dt:
                 skipped_ids.append((chunk_id, j))
                 continue
             delta = np.concatenate([raw[:3] * space.translation_scale,

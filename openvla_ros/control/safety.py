@@ -75,6 +75,7 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     'HALT_FOR_STALE_CAMERA': 'The camera image is too old (or missing); holding.',
     'HALT_FOR_STALE_JOINT_STATES': 'The joint states are too old (or missing); holding.',
     'HALT_FOR_STALE_COMMANDS': 'No command arrived within command_timeout; holding.',
+    'HALT_FOR_POLICY_FAULT': 'The policy reports a fault (e.g. its server is unreachable); holding.',
     'HALT_FOR_IK_FAILURE': 'Inverse kinematics found no solution for the target; holding.',
     'HALT_FOR_JOINT_LIMIT': 'The target needs a joint beyond its position limit; holding.',
     'HALT_FOR_JOINT_VELOCITY_LIMIT': 'The target needs a joint faster than its limit; holding.',
@@ -177,6 +178,7 @@ class SafetyMonitor:
         self._joint_stamp = math.nan
         self._command_stamp = math.nan
         self._estop_engaged = False
+        self._policy_fault: str | None = None
         self._estop_latched = False
         self._fault_reasons: tuple[str, ...] = ()
         self._fault_messages: tuple[str, ...] = ()
@@ -259,6 +261,16 @@ class SafetyMonitor:
         self._hold_gripper = float(np.clip(gripper, 0.0, 1.0))
         self._hold_q = None
         return True
+
+    def on_policy(self, ok: bool, message: str = '') -> None:
+        """Record the policy's health: while it reports a fault (a dead policy server, a model
+        that keeps failing), every period holds; it clears by itself when the policy recovers.
+
+        Args:
+            ok: False while the policy is faulty.
+            message: why (shown in the status).
+        """
+        self._policy_fault = None if ok else (message or 'the policy reports a fault')
 
     def on_estop(self, engaged: bool, now: float) -> None:
         """Record the e-stop input; engaging latches ESTOP until ``reset``.
@@ -375,6 +387,9 @@ class SafetyMonitor:
                 reasons.append(code)
                 messages.append(f'the last {what} is {age:.3f} s old, beyond the {timeout:.3f} s '
                                 f'timeout')
+        if self._policy_fault is not None:
+            reasons.append('HALT_FOR_POLICY_FAULT')
+            messages.append(f'policy fault: {self._policy_fault}')
         return reasons, messages
 
     def tick(self, now: float) -> SafetyDecision:

@@ -117,6 +117,24 @@ def resolve_model_dir(model: str | Path) -> Path:
     return Path(snapshot)
 
 
+def read_dataset_statistics(directory: str | Path) -> dict[str, Any] | None:
+    """``dataset_statistics.json`` of a checkpoint or adapter directory, or None if it has none.
+
+    Raises:
+        InvalidConfigError: the file exists but is not a readable JSON object.
+    """
+    stats_path = Path(directory) / const.DATASET_STATISTICS_NAME
+    if not stats_path.is_file():
+        return None
+    try:
+        stats = json.loads(stats_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidConfigError(f'cannot read {stats_path}: {exc}') from None
+    if not isinstance(stats, dict):
+        raise InvalidConfigError(f'{stats_path} does not hold a JSON object')
+    return stats
+
+
 def load_config(model_dir: str | Path) -> OpenVLAConfig:
     """`config.json`, with `norm_stats` replaced by `dataset_statistics.json` when that file
     exists.
@@ -127,14 +145,8 @@ def load_config(model_dir: str | Path) -> OpenVLAConfig:
     """
     model_dir = Path(model_dir)
     config = OpenVLAConfig.from_json_file(model_dir / const.CONFIG_NAME)
-    stats_path = model_dir / const.DATASET_STATISTICS_NAME
-    if stats_path.is_file():
-        try:
-            stats = json.loads(stats_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InvalidConfigError(f'cannot read {stats_path}: {exc}') from None
-        if not isinstance(stats, dict):
-            raise InvalidConfigError(f'{stats_path} does not hold a JSON object')
+    stats = read_dataset_statistics(model_dir)
+    if stats is not None:
         config.norm_stats = stats
     return config
 
@@ -436,6 +448,10 @@ def load_model(
     del state
     if adapter is not None:
         net = apply_adapter(net, adapter, merge=merge_adapter)
+        # A fine-tune saves its dataset's statistics (a new unnorm key) beside the adapter.
+        adapter_stats = read_dataset_statistics(adapter)
+        if adapter_stats is not None:
+            config.norm_stats = {**(config.norm_stats or {}), **adapter_stats}
     if quantize != 'none':
         count = quantize_linear_layers(
             net,

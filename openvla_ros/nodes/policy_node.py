@@ -22,6 +22,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from openvla_ros.backends import BACKENDS, BackendConfig, PolicyBackend, make_backend
+from openvla_ros.control.rate_limiter import SLOT_FRACTION
 from openvla_ros.images import ImageDecodeError, compressed_to_rgb, jpeg_roundtrip, raw_to_rgb
 from openvla_ros.msg import ActionChunk, PolicyStatus
 from openvla_ros.nodes._common import Param, declare_params, diagnostic, run_node, stamp_to_sec
@@ -121,6 +122,7 @@ class PolicyNode(Node):
         self.p = declare_params(self, PARAMS)
         self._lock = threading.Condition()
         self._frame = None  # newest (stamp_sec, msg) not yet used
+        self._last_stamp = -math.inf  # image time of the last frame used
         self._instruction = ''
         self._backend: PolicyBackend | None = backend
         self._stop = False
@@ -191,7 +193,7 @@ class PolicyNode(Node):
         next_time = 0.0
         while True:
             with self._lock:
-                while not self._stop and (not self._instruction or self._frame is None):
+                while not self._stop and not self._next_frame_ready(period):
                     self._lock.wait(timeout=0.1)
                 if self._stop:
                     return
@@ -203,6 +205,13 @@ class PolicyNode(Node):
                 time.sleep(wait)
             next_time = time.monotonic() + period
             self._step(stamp, msg, instruction)
+
+    def _next_frame_ready(self, period: float) -> bool:
+        """An instruction and a frame at least one action slot newer than the last one used: a
+        prediction from an older frame would land in a time slot the limiter already executed."""
+        if not self._instruction or self._frame is None:
+            return False
+        return self._frame[0] >= self._last_stamp + SLOT_FRACTION * period
 
     def _load_backend(self) -> bool:
         p = self.p
@@ -222,10 +231,13 @@ class PolicyNode(Node):
             timeout_s=p['server_timeout'],
             retries=p['server_retries'],
         )
-        self.get_logger().info(
-            f'loading {config.kind} policy {config.model!r} '
-            f'({config.dtype}, quantize={config.quantize}, device={config.device})'
-        )
+        if config.kind == 'remote':
+            self.get_logger().info(f'connecting to the policy server {config.server_url}')
+        else:
+            self.get_logger().info(
+                f'loading policy {config.model!r} '
+                f'({config.dtype}, quantize={config.quantize}, device={config.device})'
+            )
         try:
             self._backend = make_backend(config)
         except Exception as exc:  # noqa: BLE001 - any load failure is reported, the node stays up
@@ -267,6 +279,9 @@ class PolicyNode(Node):
         if not still_current:
             return  # the instruction changed (or stopped) while we were thinking
         self._publish_chunk(msg.header.stamp, instruction, actions, result)
+        self._last_stamp = stamp  # frames refused or failed on do not use up a time slot
+        if self._state != PolicyStatus.STATE_RUNNING:
+            self._set_state(PolicyStatus.STATE_RUNNING, 'predicting')
 
     def _decode(self, msg) -> np.ndarray:
         if isinstance(msg, CompressedImage):

@@ -27,7 +27,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from openvla_ros.control import SafetyConfig, SafetyMonitor, SafetyState, get_kinematics
-from openvla_ros.msg import EndEffectorTarget, SafetyStatus
+from openvla_ros.msg import EndEffectorTarget, PolicyStatus, SafetyStatus
 from openvla_ros.nodes._common import (
     ESTOP_QOS,
     Param,
@@ -100,6 +100,8 @@ class SafetyMonitorNode(Node):
         self.create_subscription(JointState, 'joint_states', self.on_joint_states, 10)
         self.create_subscription(Image, 'image', self.on_image, qos_profile_sensor_data)
         self.create_subscription(Bool, '/openvla/estop', self.on_estop, ESTOP_QOS)
+        self.create_subscription(PolicyStatus, '/openvla/policy_status', self.on_policy_status,
+                                 reliable)
         self.create_service(Trigger, '~/reset', self.on_reset)
         self._safe_pub = self.create_publisher(
             EndEffectorTarget, '/openvla/safe_ee_target', reliable
@@ -138,6 +140,11 @@ class SafetyMonitorNode(Node):
         if decision.outcome in ('passed', 'clipped') and decision.joint_positions is not None:
             self._q_command = decision.joint_positions
         self._publish(decision)
+
+    def on_policy_status(self, msg: PolicyStatus) -> None:
+        # A failing policy (model errors, an unreachable policy server) holds the arm until it
+        # recovers, rather than letting the last queued actions play out unobserved.
+        self.monitor.on_policy(msg.state != PolicyStatus.STATE_ERROR, msg.message)
 
     def on_estop(self, msg: Bool) -> None:
         self.monitor.on_estop(bool(msg.data), self._now())

@@ -132,6 +132,20 @@ def test_watchdogs_hold_on_stalls_and_recover_when_data_resumes(bridge_safety_co
     assert status.passed == 2
 
 
+def test_a_policy_fault_holds_every_period_until_the_policy_recovers(bridge_safety_config,
+                                                                     bridge_start_pose):
+    monitor = _monitor(bridge_safety_config, bridge_start_pose)
+    assert monitor.filter(bridge_start_pose, 1.0, 0.3).outcome == 'passed'
+    monitor.on_policy(False, 'policy server http://127.0.0.1:8000 unreachable')
+    held = monitor.filter(bridge_start_pose, 1.0, 0.35)
+    assert held.hold and held.outcome == 'rejected'
+    assert held.reasons == ('HALT_FOR_POLICY_FAULT',)
+    assert 'unreachable' in held.messages[0]
+    assert monitor.tick(0.4).reasons == ('HALT_FOR_POLICY_FAULT',)
+    monitor.on_policy(True)
+    assert monitor.filter(bridge_start_pose, 1.0, 0.45).outcome == 'passed'
+
+
 def test_ages_are_nan_before_any_data(bridge_safety_config):
     status = SafetyMonitor(bridge_safety_config).status(1.0)
     assert math.isnan(status.image_age)

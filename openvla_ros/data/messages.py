@@ -1,0 +1,126 @@
+"""ROS message <-> numpy conversions for recording, and the typestore that knows our messages.
+
+rosbags deserializes into plain dataclasses; these helpers only read fields, so they work on any
+message with the same layout (from a bag, or a test that builds messages with the typestore).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from openvla_ros.data.errors import BagReadError
+
+__all__ = [
+    'OWN_MESSAGE_TYPES',
+    'decode_image',
+    'make_typestore',
+    'msg_dir',
+    'pose_to_matrix',
+    'stamp_ns',
+]
+
+#: Our message types that recording reads; every `msg/*.msg` file is registered.
+OWN_MESSAGE_TYPES = ('ActionChunk', 'EndEffectorTarget')
+
+
+def msg_dir() -> Path:
+    """The package's `msg/` directory (source tree or the installed share directory)."""
+    here = Path(__file__).resolve().parents[2] / 'msg'
+    if here.is_dir():
+        return here
+    from openvla_ros.profiles import share_dir
+
+    return share_dir() / 'msg'
+
+
+def make_typestore(store: str = 'ros2_humble') -> Any:
+    """A rosbags typestore with the standard ROS 2 types plus `openvla_ros/msg/*` registered.
+
+    Why: rosbags ships only the standard messages; our EndEffectorTarget must be registered from
+    its .msg text before bags holding it can be read or written.
+
+    Args:
+        store: a `rosbags.typesys.Stores` value ('ros2_humble', 'ros2_jazzy', ...).
+
+    Raises:
+        BagReadError: a .msg file is missing or cannot be parsed.
+    """
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    typestore = get_typestore(Stores(store))
+    types: dict[str, Any] = {}
+    directory = msg_dir()
+    names = sorted({p.stem for p in directory.glob('*.msg')} | set(OWN_MESSAGE_TYPES))
+    for name in names:
+        path = directory / f'{name}.msg'
+        try:
+            types.update(get_types_from_msg(path.read_text(), f'openvla_ros/msg/{name}'))
+        except Exception as exc:  # noqa: BLE001 - OSError, or the parser's own types
+            raise BagReadError(
+                f'cannot register openvla_ros/msg/{name} from {path}: {exc}'
+            ) from None
+    typestore.register(types)
+    return typestore
+
+
+def stamp_ns(header: Any) -> int:
+    """A std_msgs/Header stamp in integer nanoseconds."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def pose_to_matrix(pose: Any) -> np.ndarray:
+    """geometry_msgs/Pose -> (4, 4) float64 homogeneous matrix (quaternion x, y, z, w)."""
+    q = pose.orientation
+    matrix = np.eye(4)
+    matrix[:3, :3] = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
+    matrix[:3, 3] = [pose.position.x, pose.position.y, pose.position.z]
+    return matrix
+
+
+def decode_image(msg: Any, msgtype: str) -> np.ndarray:
+    """sensor_msgs/Image or CompressedImage -> (H, W, 3) uint8 RGB.
+
+    Args:
+        msg: the deserialized message.
+        msgtype: its type name.
+
+    Raises:
+        BagReadError: an unsupported encoding or a buffer of the wrong size.
+    """
+    import cv2
+
+    if msgtype.endswith('CompressedImage'):
+        buffer = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+        bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise BagReadError(f'cannot decode a CompressedImage in format {msg.format!r}')
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    channels = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
+    encoding = str(msg.encoding).lower()
+    if encoding not in channels:
+        raise BagReadError(
+            f'unsupported image encoding {msg.encoding!r}; supported: {", ".join(channels)}'
+        )
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    n = channels[encoding]
+    if step < width * n or data.size < height * step:
+        raise BagReadError(
+            f'image buffer of {data.size} bytes does not fit {height}x{width} {encoding} '
+            f'(step {step})'
+        )
+    rows = data[: height * step].reshape(height, step)[:, : width * n]
+    pixels = rows.reshape(height, width, n)
+    if encoding == 'rgb8':
+        return pixels.copy()
+    if encoding == 'bgr8':
+        return pixels[:, :, ::-1].copy()
+    if encoding == 'rgba8':
+        return pixels[:, :, :3].copy()
+    if encoding == 'bgra8':
+        return pixels[:, :, 2::-1].copy()
+    return np.repeat(pixels, 3, axis=2)

@@ -1,0 +1,511 @@
+"""The policy server: OpenVLA behind HTTP for robots that have no GPU of their own.
+
+FastAPI + uvicorn, because OpenVLA's own ``vla-scripts/deploy.py`` is a FastAPI app (its client,
+and scripts written for it, keep working against ``POST /act``), because requests are awaited
+asynchronously while one worker thread runs the batched model, and because FastAPI writes the
+OpenAPI description (``/docs``, ``/openapi.json``) for free.
+
+Endpoints (see docs/remote.md): ``POST /act`` (deploy.py-compatible), ``POST /v1/predict``
+(action + normalized action + tokens + latency + model info), ``GET /v1/info``, ``GET /health``
+(200 ready, 503 loading/failed; never needs the token, for load balancers) and ``GET /metrics``
+(JSON, or Prometheus text with ``?format=prometheus``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+import contextlib
+from dataclasses import dataclass, field
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+import json_numpy
+import numpy as np
+
+from openvla_ros.remote.batching import BatchedPrediction, Batcher, Metrics, QueueFullError
+from openvla_ros.remote.protocol import (
+    ApiError,
+    ErrorResponse,
+    HealthResponse,
+    Limits,
+    ModelInfo,
+    PolicyLike,
+    PredictRequest,
+    PredictResponse,
+    check_text,
+    decode_image,
+    loads_payload,
+)
+
+__all__ = ['ServerSettings', 'create_app', 'is_loopback', 'run_server']
+
+_LOG = logging.getLogger('openvla_ros.remote')
+#: deploy.py answers every failure of /act with this JSON string; so do we (with a 4xx/5xx status
+#: and the reason in this header).
+ACT_ERROR_BODY = 'error'
+ERROR_HEADER = 'X-OpenVLA-Error'
+_PREDICT_FIELDS = frozenset(PredictRequest.model_fields)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the server listens, batches and limits requests."""
+
+    host: str = '127.0.0.1'
+    port: int = 8000
+    token: str = ''
+    unnorm_key: str = ''
+    max_batch: int = 8
+    max_wait_ms: float = 5.0
+    max_queue: int = 64
+    limits: Limits = field(default_factory=Limits)
+    log_level: str = 'info'
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Runtime:
+    """The app's mutable state: the policy (None while loading), the batcher, the metrics."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.metrics = Metrics(settings.max_batch)
+        self.policy: PolicyLike | None = None
+        self.batcher: Batcher | None = None
+        self.default_key: str | None = None
+        self.failure: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def set_policy(self, policy: PolicyLike) -> None:
+        """Make the server ready (resolving the default key first, so a bad one fails here)."""
+        key = self.settings.unnorm_key
+        if key:
+            default: str | None = policy.resolve_unnorm_key(key)
+        else:
+            try:
+                default = policy.resolve_unnorm_key(None)
+            except ValueError:
+                default = None  # several datasets: each request must name one
+        batcher = Batcher(
+            policy,
+            max_batch=self.settings.max_batch,
+            max_wait_s=self.settings.max_wait_ms / 1000.0,
+            max_queue=self.settings.max_queue,
+            metrics=self.metrics,
+        ).start()
+        with self._lock:
+            self.default_key, self.batcher, self.policy = default, batcher, policy
+
+    def set_failed(self, exc: BaseException) -> None:
+        self.failure = exc
+
+    def stop(self) -> None:
+        if self.batcher is not None:
+            self.batcher.stop()
+
+    def info(self) -> ModelInfo:
+        policy = self.require_ready()
+        return ModelInfo(
+            name=str(policy.model_name),
+            action_dim=int(policy.action_dim),
+            unnorm_keys=list(policy.unnorm_keys),
+            default_unnorm_key=self.default_key,
+            max_batch=self.settings.max_batch,
+        )
+
+    def require_ready(self) -> PolicyLike:
+        if self.policy is None:
+            if self.failure is not None:
+                raise ApiError(503, 'failed', f'the model failed to load: {self.failure}')
+            raise ApiError(503, 'loading', 'the model is still loading')
+        return self.policy
+
+    def resolve_key(self, key: str | None) -> str:
+        policy = self.require_ready()
+        if key is None and self.default_key is not None:
+            return self.default_key
+        try:
+            return policy.resolve_unnorm_key(key)
+        except ValueError as exc:  # UnnormKeyError: its message lists the keys
+            raise ApiError(400, 'unknown_unnorm_key', str(exc)) from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is over ``limit`` bytes (before reading it all)."""
+    declared = request.headers.get('content-length')
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise ApiError(400, 'bad_request', 'Content-Length is not a number') from None
+        if size > limit:
+            raise ApiError(413, 'payload_too_large', f'body of {size} bytes is over {limit}')
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise ApiError(413, 'payload_too_large', f'body is over {limit} bytes')
+        chunks.append(chunk)
+    return b''.join(chunks)
+
+
+def _check_token(request: Request, token: str) -> None:
+    if not token:
+        return
+    header = request.headers.get('authorization', '')
+    scheme, _, given = header.partition(' ')
+    if scheme.lower() != 'bearer' or not given:
+        raise ApiError(401, 'unauthorized', 'missing bearer token (Authorization: Bearer <token>)')
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise ApiError(401, 'unauthorized', 'wrong bearer token')
+
+
+def _error_json(exc: ApiError) -> JSONResponse:
+    headers = {'WWW-Authenticate': 'Bearer'} if exc.status == 401 else None
+    body = ErrorResponse(error=exc.code, detail=exc.message).model_dump()
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def _header_text(message: str) -> str:
+    text = ' '.join(message.split())
+    return text.encode('ascii', 'replace').decode('ascii')[:500]
+
+
+async def _predict(
+    runtime: _Runtime, image: Any, instruction: Any, key: Any
+) -> tuple[BatchedPrediction, str]:
+    """Validate one request, queue it, await its batched answer."""
+    limits = runtime.settings.limits
+    instruction = check_text(
+        instruction, 'instruction', limits.max_instruction_chars, required=True
+    )
+    key = check_text(key, 'unnorm_key', limits.max_key_chars, required=False)
+    array = decode_image(image, limits)
+    resolved = runtime.resolve_key(key)
+    batcher = runtime.batcher
+    assert batcher is not None  # resolve_key checked readiness
+    try:
+        future = batcher.submit(array, instruction, resolved)
+    except QueueFullError as exc:
+        raise ApiError(503, 'overloaded', f'server is busy: {exc}') from None
+    except RuntimeError as exc:
+        raise ApiError(503, 'shutting_down', str(exc)) from None
+    try:
+        result = await asyncio.wrap_future(future)
+    except ValueError as exc:  # InvalidInputError / UnnormKeyError from the policy
+        raise ApiError(422, 'invalid_input', str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - non-finite action, CUDA error, ...
+        _LOG.error('prediction failed: %s: %s', type(exc).__name__, exc)
+        raise ApiError(500, 'model_error', f'{type(exc).__name__}: {exc}') from None
+    return result, resolved
+
+
+def create_app(policy: PolicyLike | None, settings: ServerSettings | None = None) -> FastAPI:
+    """The server's FastAPI app around an already loaded policy (None: /health says 'loading'
+    until ``app.state.runtime.set_policy(policy)``). The batch worker starts with the policy.
+    """
+    settings = settings or ServerSettings()
+    runtime = _Runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.stop()  # finish the running batch, fail the queued requests
+
+    app = FastAPI(
+        title='openvla_ros policy server',
+        description='OpenVLA actions over HTTP; see docs/remote.md.',
+        version='1',
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    if policy is not None:
+        runtime.set_policy(policy)
+
+    @app.middleware('http')
+    async def count_requests(request: Request, call_next: Callable) -> Response:
+        response = await call_next(request)
+        runtime.metrics.record_request(request.url.path, response.status_code)
+        return response
+
+    @app.post('/act', response_class=Response)
+    async def act(request: Request) -> Response:
+        """deploy.py-compatible: json_numpy ``{image, instruction, unnorm_key?}`` -> action.
+
+        Also accepts deploy.py's double encoding ``{"encoded": "<json_numpy text>"}`` (answered
+        in kind). Errors answer the JSON string "error" like deploy.py, with a 4xx/5xx status and
+        the reason in the X-OpenVLA-Error header.
+        """
+        try:
+            _check_token(request, settings.token)
+            payload = loads_payload(
+                await _read_body(request, settings.limits.max_body_bytes), settings.limits
+            )
+            double_encoded = isinstance(payload, dict) and 'encoded' in payload
+            if double_encoded:
+                if len(payload) != 1 or not isinstance(payload['encoded'], str):
+                    raise ApiError(400, 'bad_request', '"encoded" must be the only key, a string')
+                payload = loads_payload(payload['encoded'].encode(), settings.limits)
+            if not isinstance(payload, dict):
+                raise ApiError(400, 'bad_request', 'body must be a JSON object')
+            for name in ('image', 'instruction'):
+                if name not in payload:
+                    raise ApiError(422, f'missing_{name}', f'"{name}" is missing')
+            result, _ = await _predict(
+                runtime, payload['image'], payload['instruction'], payload.get('unnorm_key')
+            )
+        except ApiError as exc:
+            if exc.status >= 500:
+                _LOG.warning('/act: %s', exc.message)
+            return Response(
+                json.dumps(ACT_ERROR_BODY),
+                status_code=exc.status,
+                media_type='application/json',
+                headers={ERROR_HEADER: _header_text(exc.message)},
+            )
+        action = np.asarray(result.prediction.action, dtype=np.float64)
+        text = json_numpy.dumps(action)
+        return Response(
+            json.dumps(text) if double_encoded else text, media_type='application/json'
+        )
+
+    @app.post(
+        '/v1/predict',
+        response_model=PredictResponse,
+        responses={code: {'model': ErrorResponse} for code in (400, 401, 413, 422, 500, 503)},
+        openapi_extra={
+            'requestBody': {
+                'required': True,
+                'content': {'application/json': {'schema': PredictRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def predict(request: Request) -> Response:
+        """One image + instruction -> action, normalized action, tokens, latency, model info."""
+        received = time.monotonic()
+        try:
+            _check_token(request, settings.token)
+            payload = loads_payload(
+                await _read_body(request, settings.limits.max_body_bytes), settings.limits
+            )
+            if not isinstance(payload, dict):
+                raise ApiError(400, 'bad_request', 'body must be a JSON object')
+            unknown = sorted(set(payload) - _PREDICT_FIELDS)
+            if unknown:
+                raise ApiError(
+                    422,
+                    'unknown_field',
+                    f'unknown fields {unknown}; known: {sorted(_PREDICT_FIELDS)}',
+                )
+            for name in ('image', 'instruction'):
+                if name not in payload:
+                    raise ApiError(422, f'missing_{name}', f'"{name}" is missing')
+            request_id = check_text(
+                payload.get('request_id'),
+                'request_id',
+                settings.limits.max_request_id_chars,
+                required=False,
+            )
+            result, key = await _predict(
+                runtime, payload['image'], payload['instruction'], payload.get('unnorm_key')
+            )
+            info = runtime.info()
+        except ApiError as exc:
+            return _error_json(exc)
+        total = time.monotonic() - received
+        runtime.metrics.record_total(total)
+        p = result.prediction
+        body = PredictResponse(
+            request_id=request_id,
+            action=[float(v) for v in p.action],
+            normalized_action=[float(v) for v in p.normalized_action],
+            tokens=[int(t) for t in p.tokens],
+            unnorm_key=key,
+            batch_size=result.batch_size,
+            latency={'queue_s': result.queue_s, 'model_s': result.model_s, 'total_s': total},
+            model=info,
+        )
+        return JSONResponse(body.model_dump())
+
+    @app.get(
+        '/v1/info',
+        response_model=ModelInfo,
+        responses={code: {'model': ErrorResponse} for code in (401, 503)},
+    )
+    async def info(request: Request) -> Response:
+        """The model: name, action dimension, dataset keys, default key, max batch."""
+        try:
+            _check_token(request, settings.token)
+            return JSONResponse(runtime.info().model_dump())
+        except ApiError as exc:
+            return _error_json(exc)
+
+    @app.get('/health', response_model=HealthResponse, responses={503: {'model': HealthResponse}})
+    async def health() -> Response:
+        """200 'ready'; 503 'loading' or 'failed'. No token needed (load-balancer checks)."""
+        uptime = time.monotonic() - runtime.metrics.started
+        if runtime.policy is not None:
+            body = HealthResponse(
+                status='ready', model=str(runtime.policy.model_name), uptime_s=uptime
+            )
+            return JSONResponse(body.model_dump())
+        if runtime.failure is not None:
+            body = HealthResponse(status='failed', detail=str(runtime.failure), uptime_s=uptime)
+        else:
+            body = HealthResponse(status='loading', uptime_s=uptime)
+        return JSONResponse(body.model_dump(), status_code=503)
+
+    @app.get('/metrics', responses={401: {'model': ErrorResponse}})
+    async def metrics(request: Request, format: str = 'json') -> Response:  # noqa: A002
+        """Counters, batch-size histogram and latency percentiles: JSON, or Prometheus text."""
+        try:
+            _check_token(request, settings.token)
+            if format not in ('json', 'prometheus'):
+                raise ApiError(422, 'bad_format', "format must be 'json' or 'prometheus'")
+        except ApiError as exc:
+            return _error_json(exc)
+        snap = runtime.metrics.snapshot()
+        if format == 'prometheus':
+            return PlainTextResponse(
+                prometheus_text(snap), media_type='text/plain; version=0.0.4; charset=utf-8'
+            )
+        return JSONResponse(snap)
+
+    return app
+
+
+def prometheus_text(snap: dict[str, Any]) -> str:
+    """A metrics snapshot in the Prometheus text exposition format (version 0.0.4)."""
+    lines = [
+        '# HELP openvla_uptime_seconds Seconds since the server started.',
+        '# TYPE openvla_uptime_seconds gauge',
+        f'openvla_uptime_seconds {snap["uptime_s"]:.3f}',
+        '# HELP openvla_responses_total HTTP responses by status code.',
+        '# TYPE openvla_responses_total counter',
+    ]
+    for status, n in snap['responses_by_status'].items():
+        lines.append(f'openvla_responses_total{{status="{status}"}} {n}')
+    lines += [
+        '# HELP openvla_predictions_total Requests answered by the model.',
+        '# TYPE openvla_predictions_total counter',
+        f'openvla_predictions_total {snap["predictions_total"]}',
+        '# HELP openvla_model_errors_total Model calls that raised.',
+        '# TYPE openvla_model_errors_total counter',
+        f'openvla_model_errors_total {snap["model_errors_total"]}',
+        '# HELP openvla_queue_depth Requests waiting for the model.',
+        '# TYPE openvla_queue_depth gauge',
+        f'openvla_queue_depth {snap["queue_depth"]}',
+        '# HELP openvla_batch_size Requests per model call.',
+        '# TYPE openvla_batch_size histogram',
+    ]
+    cumulative, weighted = 0, 0
+    for size, n in snap['batch_size_histogram'].items():
+        cumulative += n
+        weighted += int(size) * n
+        lines.append(f'openvla_batch_size_bucket{{le="{size}"}} {cumulative}')
+    lines += [
+        f'openvla_batch_size_bucket{{le="+Inf"}} {cumulative}',
+        f'openvla_batch_size_sum {weighted}',
+        f'openvla_batch_size_count {cumulative}',
+        '# HELP openvla_latency_seconds Recent request latency by stage (sliding window).',
+        '# TYPE openvla_latency_seconds summary',
+    ]
+    for stage, stats in snap['latency_window'].items():
+        for q, name in (('0.5', 'p50_s'), ('0.9', 'p90_s'), ('0.99', 'p99_s')):
+            if stats[name] is not None:
+                lines.append(
+                    f'openvla_latency_seconds{{stage="{stage}",quantile="{q}"}} {stats[name]:.6f}'
+                )
+        lines.append(f'openvla_latency_seconds_count{{stage="{stage}"}} {stats["count"]}')
+    return '\n'.join(lines) + '\n'
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (so 'address in use' is a clean error, not uvicorn's exit).
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(
+    load_policy: Callable[[], PolicyLike],
+    settings: ServerSettings,
+    *,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until interrupted; the model loads in the background (/health: loading -> ready).
+
+    Raises:
+        OSError: the address cannot be bound.
+        Exception: whatever ``load_policy`` raised (the server stops when the load fails).
+    """
+    import uvicorn  # noqa: PLC0415
+
+    if not settings.token and not is_loopback(settings.host):
+        _LOG.warning(
+            'listening on %s without a token: anyone who can reach this port can drive the '
+            'robot; set --token or OPENVLA_ROS_TOKEN',
+            settings.host,
+        )
+    sock = sock or bind_socket(settings.host, settings.port)
+    app = create_app(None, settings)
+    runtime: _Runtime = app.state.runtime
+    config = uvicorn.Config(
+        app,
+        log_level=settings.log_level,
+        access_log=settings.log_level == 'debug',
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+
+    def load() -> None:
+        try:
+            started = time.monotonic()
+            runtime.set_policy(load_policy())
+            _LOG.info(
+                'model ready in %.1f s: %s',
+                time.monotonic() - started,
+                runtime.info().model_dump(),
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported by run_server's caller
+            runtime.set_failed(exc)
+            server.should_exit = True
+
+    _LOG.info('serving on http://%s:%d (loading the model...)', settings.host, settings.port)
+    threading.Thread(target=load, name='openvla-load', daemon=True).start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        runtime.stop()
+        sock.close()
+    if runtime.failure is not None:
+        raise runtime.failure

@@ -1,0 +1,122 @@
+"""The launch files' inputs, checked here without `launch`: every profile, executable, parameter and file
+the graph names exists, and every YAML key is a parameter its node declares, with the declared type."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+import re
+
+import pytest
+import rclpy
+
+from openvla_ros.graph import build_graph, GraphArgs, LAUNCH_ARGUMENTS
+from openvla_ros.profiles import load_profile, PROFILES, ProfileError
+from openvla_ros.runner import GraphRunner, to_parameters
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def console_scripts() -> set[str]:
+    tree = ast.parse((ROOT / 'setup.py').read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and ' = ' in node.value:
+            names.add(node.value.split(' = ')[0].strip())
+    return names
+
+
+def cmake_executables() -> set[str]:
+    return set(re.findall(r'"(\w+):openvla_ros\.nodes\.\w+"', (ROOT / 'CMakeLists.txt').read_text()))
+
+
+@pytest.mark.parametrize('profile', PROFILES)
+def test_every_profile_has_a_config_file_and_a_launch_file(profile):
+    assert (ROOT / 'config' / f'{profile}.yaml').is_file()
+    launch = (ROOT / 'launch' / f'{profile}.launch.py').read_text()
+    assert f"generate_profile_launch_description('{profile}')" in launch
+
+
+@pytest.mark.parametrize('profile', PROFILES)
+@pytest.mark.parametrize('sim,policy', [(False, 'openvla'), (True, 'openvla'), (True, 'scripted'),
+                                        (False, 'remote')])
+def test_every_executable_the_graph_names_is_installed_by_pip_and_by_colcon(profile, sim, policy):
+    specs = build_graph(GraphArgs(profile=profile, sim=sim, policy=policy))
+    for spec in specs:
+        assert spec.executable in console_scripts(), f'{spec.executable} missing from setup.py'
+        assert spec.executable in cmake_executables(), f'{spec.executable} missing from CMakeLists'
+        module = ROOT / (spec.module.replace('.', '/') + '.py')
+        assert module.is_file(), module
+        assert f'class {spec.class_name}(' in module.read_text()
+
+
+def test_the_launch_arguments_match_the_graph_arguments():
+    names = {a.name for a in LAUNCH_ARGUMENTS}
+    assert names == set(GraphArgs.__dataclass_fields__) - {'profile'}
+    for a in LAUNCH_ARGUMENTS:
+        assert a.description, a.name
+        if a.choices:
+            assert a.default in a.choices, a.name
+    # the issue's required arguments
+    assert {'model', 'quantize', 'unnorm_key', 'camera_topic', 'robot_name', 'interface', 'sim',
+            'use_rviz'} <= names
+
+
+def test_the_rviz_config_the_launch_uses_exists():
+    assert (ROOT / 'rviz' / 'openvla.rviz').is_file()
+
+
+def test_bad_graph_arguments_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match='does not fit robot'):
+        build_graph(GraphArgs(profile='widowx_bridge', interface='franka_impedance'))
+    with pytest.raises(ValueError, match='needs sim:=true'):
+        build_graph(GraphArgs(profile='widowx_bridge', policy='scripted'))
+    with pytest.raises(ValueError, match='expected true or false'):
+        GraphArgs(sim='maybe')
+    with pytest.raises(ValueError, match='unknown launch arguments'):
+        GraphArgs.from_strings({'modle': 'x'})
+    with pytest.raises(ProfileError, match='unknown profile'):
+        load_profile('ur5_kitchen')
+
+
+def test_launch_style_booleans_accept_any_case():
+    assert GraphArgs(sim='True').sim is True
+    assert GraphArgs(sim='FALSE').sim is False
+
+
+@pytest.mark.parametrize('profile', PROFILES)
+def test_every_yaml_key_is_a_declared_parameter_of_its_node_with_the_same_type(profile):
+    """Starts each node of the sim graph in-process with the profile YAML (a real rclpy check)."""
+    prof = load_profile(profile)
+    args = GraphArgs(profile=profile, sim=True, policy='openvla')
+    runner = GraphRunner(args, overrides={'policy_node': {'model': '/nonexistent'}})
+    rclpy.init(context=runner.context)
+    try:
+        declared = {}
+        for spec in runner.specs:
+            node = runner._create(spec)
+            try:
+                declared[spec.name] = {name: node.get_parameter(name).value
+                                       for name in node._parameters}
+            finally:
+                getattr(node, 'close', lambda: None)()
+                node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=runner.context)
+    for node_name, params in prof.nodes.items():
+        flat = prof.node_params(node_name)
+        for key in {k for k in flat if k in _own_keys(prof, node_name)}:
+            assert key in declared[node_name], f'{profile}: {node_name}.{key} is not declared'
+            got = declared[node_name][key]
+            assert type(got) is type(to_parameters({key: flat[key]})[0].value), (node_name, key)
+    common = set(prof.common)
+    used = {k for params in declared.values() for k in params}
+    assert common <= used, f'/** keys no node declares: {common - used}'
+
+
+def _own_keys(prof, node_name: str) -> set[str]:
+    out: dict = {}
+    from openvla_ros.profiles import _flatten  # noqa: PLC0415
+
+    _flatten('', prof.nodes[node_name], out)
+    return set(out)
