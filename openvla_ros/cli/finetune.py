@@ -146,6 +146,7 @@ def main(args: argparse.Namespace) -> int:
     result = {
         'step': summary['step'],
         'final_train': summary['final_train'],
+        'initial_eval': summary['initial_eval'],
         'final_eval': summary['final_eval'],
         'steps_per_second': trainer.steps_per_second,
         'adapter': str(args.out),
@@ -158,6 +159,10 @@ def main(args: argparse.Namespace) -> int:
         return 0
     train = summary['final_train'] or {}
     print(f'step {summary["step"]}: train loss {train.get("loss", float("nan")):.4f}')
+    if summary['initial_eval']:
+        ev = summary['initial_eval']
+        print(f'held-out before fine-tuning: loss {ev["loss"]:.4f}, action-token accuracy '
+              f'{ev["accuracy"]:.3f}, L1 {ev["l1"]:.4f}')
     if summary['final_eval']:
         ev = summary['final_eval']
         print(

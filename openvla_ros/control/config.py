@@ -269,9 +269,11 @@ class SafetyConfig:
 
     workspace_low: tuple[float, float, float]  # [m] x, y, z lower corner in the base frame
     workspace_high: tuple[float, float, float]  # [m] x, y, z upper corner in the base frame
-    # [rad] bounds on the Euler 'xyz' angles of R_nominal^T @ R (R: target orientation)
+    # [rad] nominal orientation (Euler 'xyz') that the orientation bounds are relative to
     orientation_nominal_rpy: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # [rad] lower bounds on the Euler 'xyz' angles of R_nominal^T @ R (R: target orientation)
     orientation_low: tuple[float, float, float] = (-math.pi, -math.pi, -math.pi)
+    # [rad] upper bounds on the Euler 'xyz' angles of R_nominal^T @ R
     orientation_high: tuple[float, float, float] = (math.pi, math.pi, math.pi)
     max_step_translation: float = 0.01  # [m] per control period, norm, relative to the last output
     max_step_rotation: float = 0.05  # [rad] per control period, geodesic angle
@@ -342,3 +344,27 @@ class SafetyConfig:
             ConfigError: a key is unknown or missing, or a value is invalid.
         """
         return _from_dict(cls, data)
+
+
+def field_descriptions(cls: type) -> dict[str, str]:
+    """Each field's trailing comment in the class source (``name: type = default  # comment``).
+
+    The comments next to the fields are the one place their units and meaning are written; the
+    ROS parameter descriptors and docs/nodes.md are built from them.
+    """
+    import inspect  # noqa: PLC0415
+    import re  # noqa: PLC0415
+
+    out: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(cls).splitlines():
+        stripped = line.strip()
+        if stripped.startswith('#'):
+            pending.append(stripped.lstrip('#').strip())
+            continue
+        match = re.match(r'^(\w+)\s*:\s*[^=#]+(?:=[^#]*)?(?:#\s*(.*))?$', stripped)
+        if match and match.group(1) in cls.__dataclass_fields__:
+            text = ' '.join(pending + ([match.group(2)] if match.group(2) else []))
+            out[match.group(1)] = text.strip()
+        pending = []
+    return out

@@ -275,6 +275,8 @@ class Trainer:
             unit='step',
             disable=not self.progress,
         )
+        if self.step == 0 and self.val_steps and not self.history.eval:
+            self._record_eval()  # held-out metrics of the base model, before any update
         start = time.perf_counter()
         first_step = self.step
         try:
@@ -458,6 +460,7 @@ class Trainer:
             'train_steps': len(self.train_steps),
             'held_out_steps': len(self.val_steps),
             'final_train': self.history.train[-1] if self.history.train else None,
+            'initial_eval': next((e for e in self.history.eval if e['step'] == 0), None),
             'final_eval': self.history.eval[-1] if self.history.eval else None,
             'history': {'train': self.history.train, 'eval': self.history.eval},
             'merged': str(merged_dir) if merged_dir else None,

@@ -14,6 +14,8 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from openvla_ros.control.config import field_descriptions
+
 __all__ = [
     'ESTOP_QOS',
     'Param',
@@ -90,16 +92,17 @@ def declare_dataclass(
     """Declares one parameter per field of a config dataclass (``prefix.field``) and returns a dict
     of them.
 
-    The dataclass stays the one source of truth for names, defaults and validation; a field's
-    ``metadata['description']`` becomes the parameter description. A field without a default (e.g.
+    The dataclass stays the one source of truth for names, defaults and validation; the comment
+    beside each field (units first) becomes the parameter description. A field without a default (e.g.
     the
     workspace box) is declared without one: the profile must set it, or the node refuses to start.
     """
     out: dict[str, Any] = {}
+    comments = field_descriptions(cls)
     for f in fields(cls):
         if not f.init or f.name in exclude:
             continue
-        text = f.metadata.get('description', f.name.replace('_', ' '))
+        text = comments.get(f.name) or f.name.replace('_', ' ')
         if f.default is MISSING and f.default_factory is MISSING:
             if 'tuple' not in str(f.type):
                 raise TypeError(f'{cls.__name__}.{f.name}: only tuple fields may lack a default')
