@@ -45,7 +45,7 @@ PYINC="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 PYVER="$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
 if ! is_done cmake_paths "$req_hash"; then
   log "rewriting the ROS wheels' CMake paths to $PYINC and $SITE"
-  grep -rlZ --include='*.cmake' -e "/opt/python/cp" "$VENV/share" 2>/dev/null \
+  { grep -rlZ --include='*.cmake' -e "/opt/python/cp" "$VENV/share" 2>/dev/null || true; } \
     | xargs -0 -r sed -i \
         -e "s#/opt/python/cp[0-9]*-cp[0-9]*/include/python[0-9.]*#$PYINC#g" \
         -e "s#/opt/python/cp[0-9]*-cp[0-9]*/lib/python[0-9.]*/site-packages#$SITE#g"
