@@ -87,8 +87,11 @@ def main(args: argparse.Namespace) -> int:
         pipe = measure_pipeline_overhead(args.model, unnorm_key=key, n=max(10, args.n),
                                          device=args.device, dtype=args.dtype)
         report['pipeline'] = pipe
-        print(f'ROS path: round trip p50 {1e3 * pipe["round_trip_p50_s"]:.1f} ms = model '
-              f'{1e3 * pipe["model_p50_s"]:.1f} ms + overhead p50 '
+        print(f'ROS path ({pipe["image"]}): in the node, frame in -> chunk out adds '
+              f'{1e3 * pipe["node_overhead_p50_s"]:.2f} ms at p50 '
+              f'(p90 {1e3 * pipe["node_overhead_p90_s"]:.2f} ms) to the model; with the DDS '
+              f'transport of frame and chunk, round trip p50 {1e3 * pipe["round_trip_p50_s"]:.1f} '
+              f'ms = model {1e3 * pipe["model_p50_s"]:.1f} ms + '
               f'{1e3 * pipe["overhead_p50_s"]:.2f} ms (p90 {1e3 * pipe["overhead_p90_s"]:.2f} ms)')
     if args.control:
         from openvla_ros.control.benchmark import run as run_control  # noqa: PLC0415

@@ -104,7 +104,7 @@ class EpisodeNode(Node):
         self._frame_count += 1
         if (self._frame_count - 1) % self._frame_stride:
             return
-        rgb = raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data))
+        rgb = raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data)
         with self._lock:
             self.data.frames.append(rgb)
             self.data.frame_times.append(self.now())

@@ -9,6 +9,7 @@ model error or a non-finite action costs one step (logged, counted, in the statu
 
 from __future__ import annotations
 
+from collections import deque
 import math
 import threading
 import time
@@ -130,6 +131,8 @@ class PolicyNode(Node):
         self._message = 'loading model' if backend is None else 'ready'
         self._counts = {'predictions': 0, 'refused': 0, 'failed': 0}
         self._stats = LatencyStats()
+        # (frame received -> chunk published [s], model latency [s]) of recent predictions
+        self.path_latencies: deque[tuple[float, float]] = deque(maxlen=1000)
 
         if self.p['image_transport'] == 'raw':
             self.create_subscription(Image, 'image', self.on_image, qos_profile_sensor_data)
@@ -164,7 +167,7 @@ class PolicyNode(Node):
     # --- callbacks (short: they only hand data to the worker) ---
     def on_image(self, msg: Image | CompressedImage) -> None:
         with self._lock:
-            self._frame = (stamp_to_sec(msg.header.stamp), msg)
+            self._frame = (stamp_to_sec(msg.header.stamp), msg, time.perf_counter())
             self._lock.notify()
 
     def on_instruction(self, msg: String) -> None:
@@ -197,14 +200,14 @@ class PolicyNode(Node):
                     self._lock.wait(timeout=0.1)
                 if self._stop:
                     return
-                stamp, msg = self._frame
+                stamp, msg, received = self._frame
                 self._frame = None
                 instruction = self._instruction
             wait = next_time - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             next_time = time.monotonic() + period
-            self._step(stamp, msg, instruction)
+            self._step(stamp, msg, instruction, received)
 
     def _next_frame_ready(self, period: float) -> bool:
         """An instruction and a frame at least one action slot newer than the last one used: a
@@ -252,7 +255,7 @@ class PolicyNode(Node):
         )
         return True
 
-    def _step(self, stamp: float, msg, instruction: str) -> None:
+    def _step(self, stamp: float, msg, instruction: str, received: float) -> None:
         age = self.get_clock().now().nanoseconds * 1e-9 - stamp
         if age > self.p['max_image_age']:
             self._refuse(f'frame is {age:.3f} s old (max_image_age {self.p["max_image_age"]} s)')
@@ -279,6 +282,8 @@ class PolicyNode(Node):
         if not still_current:
             return  # the instruction changed (or stopped) while we were thinking
         self._publish_chunk(msg.header.stamp, instruction, actions, result)
+        # In-node path: frame callback -> chunk published, and the model's share of it.
+        self.path_latencies.append((time.perf_counter() - received, float(result.latency_s)))
         self._last_stamp = stamp  # frames refused or failed on do not use up a time slot
         if self._state != PolicyStatus.STATE_RUNNING:
             self._set_state(PolicyStatus.STATE_RUNNING, 'predicting')
@@ -295,7 +300,7 @@ class PolicyNode(Node):
         try:
             from cv_bridge import CvBridge  # noqa: PLC0415 - optional on ROS machines
         except ImportError:
-            return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data))
+            return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data)
         try:
             return CvBridge().imgmsg_to_cv2(msg, desired_encoding='rgb8')
         except Exception as exc:  # noqa: BLE001 - cv_bridge raises its own error types
