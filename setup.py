@@ -1,4 +1,5 @@
-"""pip install of the Python package (the CMake build in CMakeLists.txt generates the interfaces)."""
+"""pip install of the Python package (CMakeLists.txt builds the interfaces and the ROS install)."""
+
 from glob import glob
 
 from setuptools import find_packages, setup

@@ -1,4 +1,5 @@
-"""Inference benchmark: latency, actions per second and memory of each decode path (pure, no rclpy).
+"""Inference benchmark: latency, actions per second and memory of each decode path (pure, no
+rclpy).
 
 Every speed claim is a ratio against the ``reference`` path (transformers ``generate``, the way the
 official README runs OpenVLA) measured in the same process, on the same device, on the same weights
@@ -14,7 +15,14 @@ import time
 
 import numpy as np
 
-__all__ = ['BenchResult', 'as_dict', 'bench_policy', 'environment', 'format_table', 'peak_rss_bytes']
+__all__ = [
+    'BenchResult',
+    'as_dict',
+    'bench_policy',
+    'environment',
+    'format_table',
+    'peak_rss_bytes',
+]
 
 
 @dataclass
@@ -73,9 +81,16 @@ def peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def bench_policy(policy, images: list[np.ndarray], instruction: str, unnorm_key: str | None,
-                 modes: tuple[str, ...] = ('reference', 'fast'), warmup: int = 2, n: int = 10,
-                 progress=None) -> list[BenchResult]:
+def bench_policy(
+    policy,
+    images: list[np.ndarray],
+    instruction: str,
+    unnorm_key: str | None,
+    modes: tuple[str, ...] = ('reference', 'fast'),
+    warmup: int = 2,
+    n: int = 10,
+    progress=None,
+) -> list[BenchResult]:
     """Times ``policy.predict`` for each decode mode on the same inputs, reference first.
 
     Args:
@@ -120,12 +135,19 @@ def bench_policy(policy, images: list[np.ndarray], instruction: str, unnorm_key:
                 reference_tokens = tokens
             elif reference_tokens is not None:
                 agreement = float(np.mean([a == b for a, b in zip(tokens, reference_tokens)]))
-            results.append(BenchResult(
-                mode=mode, n=n, p50_s=float(np.percentile(lat, 50)),
-                p90_s=float(np.percentile(lat, 90)), mean_s=float(lat.mean()),
-                actions_per_s=float(n / lat.sum()), agreement=agreement,
-                peak_gpu_bytes=int(torch.cuda.max_memory_allocated()) if cuda else None,
-                tokens=tokens))
+            results.append(
+                BenchResult(
+                    mode=mode,
+                    n=n,
+                    p50_s=float(np.percentile(lat, 50)),
+                    p90_s=float(np.percentile(lat, 90)),
+                    mean_s=float(lat.mean()),
+                    actions_per_s=float(n / lat.sum()),
+                    agreement=agreement,
+                    peak_gpu_bytes=int(torch.cuda.max_memory_allocated()) if cuda else None,
+                    tokens=tokens,
+                )
+            )
     finally:
         policy.decode = original
     return results
@@ -134,15 +156,23 @@ def bench_policy(policy, images: list[np.ndarray], instruction: str, unnorm_key:
 def format_table(results: list[BenchResult]) -> str:
     """A Markdown table; speed-ups are against the reference row."""
     base = next((r for r in results if r.mode == 'reference'), None)
-    lines = ['| mode | n | p50 [ms] | p90 [ms] | actions/s | x reference | token agreement | '
-             'peak GPU [GiB] |', '|---|---|---|---|---|---|---|---|']
+    lines = [
+        '| mode | n | p50 [ms] | p90 [ms] | actions/s | x reference | token agreement | '
+        'peak GPU [GiB] |',
+        '|---|---|---|---|---|---|---|---|',
+    ]
     for r in results:
         ratio = f'{r.actions_per_s / base.actions_per_s:.2f}' if base else 'n/a'
-        agree = 'baseline' if r.mode == 'reference' else (
-            f'{100 * r.agreement:.1f} %' if r.agreement is not None else 'n/a')
+        agree = (
+            'baseline'
+            if r.mode == 'reference'
+            else (f'{100 * r.agreement:.1f} %' if r.agreement is not None else 'n/a')
+        )
         gpu = f'{r.peak_gpu_bytes / 2**30:.2f}' if r.peak_gpu_bytes is not None else 'n/a'
-        lines.append(f'| {r.mode} | {r.n} | {1e3 * r.p50_s:.1f} | {1e3 * r.p90_s:.1f} | '
-                     f'{r.actions_per_s:.2f} | {ratio} | {agree} | {gpu} |')
+        lines.append(
+            f'| {r.mode} | {r.n} | {1e3 * r.p50_s:.1f} | {1e3 * r.p90_s:.1f} | '
+            f'{r.actions_per_s:.2f} | {ratio} | {agree} | {gpu} |'
+        )
     return '\n'.join(lines)
 
 

@@ -1,6 +1,8 @@
-"""One episode of the full stack in the simulator: the engine of ``openvla-ros demo`` and ``evaluate``.
+"""One episode of the full stack in the simulator: the engine of ``openvla-ros demo`` and
+``evaluate``.
 
-The graph is the launch files' graph (``openvla_ros.graph``) with ``sim:=true``, run in this process by
+The graph is the launch files' graph (``openvla_ros.graph``) with ``sim:=true``, run in this
+process by
 ``openvla_ros.runner``. The episode sends the task's instruction, watches the simulator's success
 predicate, and returns what happened; nothing here imports rclpy directly.
 """
@@ -26,8 +28,11 @@ __all__ = [
     'wilson_interval',
 ]
 
-DEFAULT_TASKS = {'widowx_bridge': 'carrot_on_plate', 'franka_tabletop': 'lift_block',
-                 'franka_droid': 'lift_block'}
+DEFAULT_TASKS = {
+    'widowx_bridge': 'carrot_on_plate',
+    'franka_tabletop': 'lift_block',
+    'franka_droid': 'lift_block',
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ class EpisodeResult:
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval of a success rate (sensible at 0 and n, unlike the normal one)."""
+    """95 % Wilson score interval of a success rate (sound at 0 and n, unlike the normal one)."""
     if n <= 0:
         return (math.nan, math.nan)
     p = successes / n
@@ -93,14 +98,23 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 def _overrides(cfg: EpisodeConfig, robot: str) -> dict[str, dict[str, Any]]:
     height, width = cfg.image_size
     out: dict[str, dict[str, Any]] = {
-        'sim': {'seed': int(cfg.seed), 'image_height': int(height), 'image_width': int(width),
-                'camera_rate': float(cfg.camera_rate), 'robot': robot},
+        'sim': {
+            'seed': int(cfg.seed),
+            'image_height': int(height),
+            'image_width': int(width),
+            'camera_rate': float(cfg.camera_rate),
+            'robot': robot,
+        },
     }
     if cfg.policy == 'scripted':
         out['scripted_policy'] = {'task': cfg.task_name, 'place_offset': list(cfg.place_offset)}
     else:
-        policy = {'device': cfg.device, 'dtype': cfg.dtype, 'quantize': cfg.quantize,
-                  'max_image_age': 2.0}
+        policy = {
+            'device': cfg.device,
+            'dtype': cfg.dtype,
+            'quantize': cfg.quantize,
+            'max_image_age': 2.0,
+        }
         for key in ('model', 'unnorm_key', 'adapter'):
             if getattr(cfg, key):
                 policy[key] = getattr(cfg, key)
@@ -108,8 +122,9 @@ def _overrides(cfg: EpisodeConfig, robot: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run_episode(cfg: EpisodeConfig, progress: Callable[[float, float], None] | None = None
-                ) -> EpisodeResult:
+def run_episode(
+    cfg: EpisodeConfig, progress: Callable[[float, float], None] | None = None
+) -> EpisodeResult:
     """Runs one episode and returns its result (the runner is always stopped).
 
     Args:
@@ -132,15 +147,21 @@ def run_episode(cfg: EpisodeConfig, progress: Callable[[float, float], None] | N
     if cfg.policy == 'scripted':
         policy_rate = 5.0
     total = cfg.duration or task.max_steps / policy_rate
-    args = GraphArgs(profile=cfg.profile, sim=True, policy=cfg.policy, task=task.name,
-                     server_url=cfg.server_url)
+    args = GraphArgs(
+        profile=cfg.profile, sim=True, policy=cfg.policy, task=task.name, server_url=cfg.server_url
+    )
     domain = private_domain_id() if cfg.domain_id is None else cfg.domain_id
     runner = GraphRunner(args, overrides=_overrides(cfg, robot), profile=profile, domain_id=domain)
     runner.start()
     try:
-        episode = runner.add_node(EpisodeNode, 'episode', robot=robot,
-                                  joint_states=f'/{robot}/joint_states',
-                                  frame_stride=cfg.frame_stride, bag=cfg.bag or None)
+        episode = runner.add_node(
+            EpisodeNode,
+            'episode',
+            robot=robot,
+            joint_states=f'/{robot}/joint_states',
+            frame_stride=cfg.frame_stride,
+            bag=cfg.bag or None,
+        )
         _wait_until_ready(runner, episode, cfg)
         episode.instruct(instruction)
         start = time.monotonic()
@@ -160,11 +181,19 @@ def run_episode(cfg: EpisodeConfig, progress: Callable[[float, float], None] | N
             progress(total, total)
         status = episode.data.status
         return EpisodeResult(
-            task=task.name, instruction=instruction, seed=cfg.seed,
-            success=not math.isnan(success_at), time_to_success=success_at, duration=duration,
-            passed=int(status.passed) if status else 0, clipped=int(status.clipped) if status else 0,
-            rejected=int(status.rejected) if status else 0, chunks=episode.data.chunks,
-            data=episode.data, bag=cfg.bag)
+            task=task.name,
+            instruction=instruction,
+            seed=cfg.seed,
+            success=not math.isnan(success_at),
+            time_to_success=success_at,
+            duration=duration,
+            passed=int(status.passed) if status else 0,
+            clipped=int(status.clipped) if status else 0,
+            rejected=int(status.rejected) if status else 0,
+            chunks=episode.data.chunks,
+            data=episode.data,
+            bag=cfg.bag,
+        )
     finally:
         runner.stop()
 
@@ -181,11 +210,19 @@ def _wait_until_ready(runner, episode, cfg: EpisodeConfig) -> None:
         if have_state and have_frame and loaded:
             return
         time.sleep(0.05)
-    missing = [name for name, ok in (('joint states', bool(episode.data.reached)),
-                                     ('camera frames', bool(episode.data.frames)),
-                                     ('a loaded policy', policy is None or policy.ready)) if not ok]
-    raise RuntimeError(f'the stack did not come up within {cfg.startup_timeout:.0f} s: no '
-                       + ', no '.join(missing))
+    missing = [
+        name
+        for name, ok in (
+            ('joint states', bool(episode.data.reached)),
+            ('camera frames', bool(episode.data.frames)),
+            ('a loaded policy', policy is None or policy.ready),
+        )
+        if not ok
+    ]
+    raise RuntimeError(
+        f'the stack did not come up within {cfg.startup_timeout:.0f} s: no '
+        + ', no '.join(missing)
+    )
 
 
 def episode_paths(out_dir: str | Path, name: str) -> dict[str, Path]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from openvla_ros.profiles import Profile, load_profile
+from openvla_ros.profiles import load_profile, Profile
 
 __all__ = ['INTERFACES', 'LAUNCH_ARGUMENTS', 'POLICIES', 'GraphArgs', 'NodeSpec', 'build_graph']
 
@@ -157,8 +157,11 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
         )
     if args.policy == 'scripted' and not args.sim:
         raise ValueError('policy:=scripted reads true object poses and needs sim:=true')
-    # Interbotix and the simulator namespace joint_states; franka_ros2 publishes the merged /joint_states.
-    joint_states = f'/{robot_name}/joint_states' if robot == 'wx250s' or args.sim else '/joint_states'
+    # Interbotix and the simulator namespace joint_states; franka_ros2 publishes the merged
+    # /joint_states.
+    joint_states = (
+        f'/{robot_name}/joint_states' if robot == 'wx250s' or args.sim else '/joint_states'
+    )
     specs: list[NodeSpec] = []
 
     if args.sim:

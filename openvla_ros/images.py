@@ -33,9 +33,7 @@ class ImageDecodeError(ValueError):
     """A camera frame that cannot be turned into an RGB image; the message says why."""
 
 
-def raw_to_rgb(
-    encoding: str, height: int, width: int, step: int, data
-) -> np.ndarray:
+def raw_to_rgb(encoding: str, height: int, width: int, step: int, data) -> np.ndarray:
     """Converts the fields of a ``sensor_msgs/Image`` into an (H, W, 3) uint8 RGB array (a copy).
 
     Args:

@@ -7,7 +7,8 @@ of the package must import without them.
 
 from __future__ import annotations
 
-from openvla_ros.graph import LAUNCH_ARGUMENTS, GraphArgs, build_graph
+from openvla_ros.graph import build_graph, GraphArgs, LAUNCH_ARGUMENTS
+from openvla_ros.profiles import load_profile
 
 __all__ = ['generate_profile_launch_description']
 

@@ -1,7 +1,9 @@
 """rosbag2 (MCAP) recording without a ROS install, through ``rosbags`` (pure, no rclpy).
 
-The nodes hand over messages already serialized (CDR, as rclpy receives them with ``raw=True``), so a
-recording is byte-for-byte what went over DDS and any ROS 2 tool (``ros2 bag play``, Foxglove) reads it.
+The nodes hand over messages already serialized (CDR, as rclpy receives them with ``raw=True``), so
+a
+recording is byte-for-byte what went over DDS and any ROS 2 tool (``ros2 bag play``, Foxglove)
+reads it.
 Our own message types are registered from ``msg/*.msg`` so that the bag carries their definitions.
 """
 
@@ -12,7 +14,8 @@ from pathlib import Path
 __all__ = ['EPISODE_TOPICS', 'BagRecorder', 'openvla_typestore']
 
 # The topics of an episode recording and their types: camera, instruction, commanded and measured
-# end-effector state (the gripper rides on the targets and the finger joints), plus what the policy did.
+# end-effector state (the gripper rides on the targets and the finger joints), plus what the policy
+# did.
 EPISODE_TOPICS = {
     '/camera/image_raw': 'sensor_msgs/msg/Image',
     '/instruction': 'std_msgs/msg/String',
@@ -62,8 +65,9 @@ class BagRecorder:
         store = openvla_typestore()
         self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
-        self._connections = {t: self._writer.add_connection(t, m, typestore=store)
-                             for t, m in topics.items()}
+        self._connections = {
+            t: self._writer.add_connection(t, m, typestore=store) for t, m in topics.items()
+        }
         self.counts = dict.fromkeys(topics, 0)
 
     def write(self, topic: str, timestamp_ns: int, data: bytes) -> None:

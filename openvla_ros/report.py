@@ -37,8 +37,9 @@ def _series(samples: list[tuple[float, np.ndarray]]) -> tuple[np.ndarray, np.nda
     return times, values
 
 
-def tracking_error(commanded: list[tuple[float, np.ndarray]],
-                   reached: list[tuple[float, np.ndarray]]) -> np.ndarray:
+def tracking_error(
+    commanded: list[tuple[float, np.ndarray]], reached: list[tuple[float, np.ndarray]]
+) -> np.ndarray:
     """Distance [m] between each reached position and the commanded one at that time."""
     tc, vc = _series(commanded)
     tr, vr = _series(reached)
@@ -48,8 +49,13 @@ def tracking_error(commanded: list[tuple[float, np.ndarray]],
     return np.linalg.norm(vr - vc[idx], axis=1)
 
 
-def write_plot(commanded: list[tuple[float, np.ndarray]], reached: list[tuple[float, np.ndarray]],
-               latencies: list[float], path: str | Path, title: str) -> Path:
+def write_plot(
+    commanded: list[tuple[float, np.ndarray]],
+    reached: list[tuple[float, np.ndarray]],
+    latencies: list[float],
+    path: str | Path,
+    title: str,
+) -> Path:
     """Plots x, y, z commanded vs reached over time, and the policy latencies, into a PNG."""
     import matplotlib  # noqa: PLC0415
 
@@ -62,8 +68,9 @@ def write_plot(commanded: list[tuple[float, np.ndarray]], reached: list[tuple[fl
     for i, axis in enumerate('xyz'):
         ax = axes[i]
         ax.plot(tc, vc[:, i] if len(vc) else [], label='commanded (safe target)', lw=1.5)
-        ax.plot(tr, vr[:, i] if len(vr) else [], label='reached (FK of joint states)', lw=1.0,
-                ls='--')
+        ax.plot(
+            tr, vr[:, i] if len(vr) else [], label='reached (FK of joint states)', lw=1.0, ls='--'
+        )
         ax.set_ylabel(f'{axis} [m]')
         ax.grid(alpha=0.3)
     axes[0].legend(loc='best', fontsize=8)

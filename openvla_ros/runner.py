@@ -22,8 +22,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from openvla_ros.graph import GraphArgs, NodeSpec, build_graph
-from openvla_ros.profiles import Profile, load_profile
+from openvla_ros.graph import build_graph, GraphArgs, NodeSpec
+from openvla_ros.profiles import load_profile, Profile
 
 __all__ = ['GraphRunner', 'private_domain_id', 'to_parameters']
 
@@ -142,7 +142,7 @@ class GraphRunner:
         )
 
     def stop(self) -> None:
-        """Stops every node (closing it on the thread that spins it), then the context; idempotent."""
+        """Stops every node (closed on the thread that spins it), then the context; idempotent."""
         self._stopping.set()
         for spinner in self._spinners:
             spinner.join()
@@ -163,13 +163,13 @@ class GraphRunner:
         self.stop()
 
 
-
 class _Spinner:
     """Spins one executor on its own thread; on stop, closes that executor's nodes on that thread
     (a node's resources, e.g. a GL context, may belong to the thread that made them)."""
 
-    def __init__(self, executor: SingleThreadedExecutor, stopping: threading.Event,
-                 name: str) -> None:
+    def __init__(
+        self, executor: SingleThreadedExecutor, stopping: threading.Event, name: str
+    ) -> None:
         self.executor = executor
         self._stopping = stopping
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes docs/nodes.md from the nodes' own parameter declarations (run after changing a node).
 
-    .venv/bin/python scripts/gen_node_docs.py          # rewrite docs/nodes.md
-    .venv/bin/python scripts/gen_node_docs.py --check  # exit 1 if it is out of date (a test runs this)
+.venv/bin/python scripts/gen_node_docs.py          # rewrite docs/nodes.md
+.venv/bin/python scripts/gen_node_docs.py --check  # exit 1 if it is out of date (a test runs this)
 """
 
 from __future__ import annotations
@@ -16,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from openvla_ros.control.config import field_descriptions, LimiterConfig, SafetyConfig  # noqa: E402
-from openvla_ros.nodes import (action_limiter_node, arm_adapter_node, policy_node,  # noqa: E402
-                               safety_monitor_node, scripted_policy_node, sim_node)
+from openvla_ros.nodes import (  # noqa: E402
+    action_limiter_node,
+    arm_adapter_node,
+    policy_node,
+    safety_monitor_node,
+    scripted_policy_node,
+    sim_node,
+)
 
 NODES = [
     ('policy_node', policy_node, None, None),
@@ -34,13 +40,24 @@ def _cell(text: str) -> str:
 
 
 def render() -> str:
-    lines = ['# Node parameters', '',
-             'Generated from the nodes\' declarations by `scripts/gen_node_docs.py`; every parameter is',
-             'declared with this description, its type and (where given) its range or choices. Values',
-             'come from `config/<profile>.yaml` (a ROS 2 parameter file) and the launch arguments.', '']
+    lines = [
+        '# Node parameters',
+        '',
+        "Generated from the nodes' declarations by `scripts/gen_node_docs.py`; every parameter is",
+        'declared with this description, its type and (where given) its range or choices. Values',
+        'come from `config/<profile>.yaml` (a ROS 2 parameter file) and the launch arguments.',
+        '',
+    ]
     for name, module, prefix, cls in NODES:
         doc = (module.__doc__ or '').strip().split('\n\n')[0].replace('\n', ' ')
-        lines += [f'## {name}', '', doc, '', '| parameter | default | description |', '|---|---|---|']
+        lines += [
+            f'## {name}',
+            '',
+            doc,
+            '',
+            '| parameter | default | description |',
+            '|---|---|---|',
+        ]
         for p in module.PARAMS:
             extra = f' One of: {", ".join(p.choices)}.' if p.choices else ''
             if p.low is not None and p.high is not None:
@@ -52,7 +69,9 @@ def render() -> str:
                 if not f.init or f.name == 'control_rate':
                     continue
                 default = 'required' if f.default is MISSING else f'`{f.default!r}`'
-                lines.append(f'| `{prefix}.{f.name}` | {default} | {_cell(comments.get(f.name, ""))} |')
+                lines.append(
+                    f'| `{prefix}.{f.name}` | {default} | {_cell(comments.get(f.name, ""))} |'
+                )
         lines.append('')
     return '\n'.join(lines)
 

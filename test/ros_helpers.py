@@ -1,4 +1,4 @@
-"""Helpers for tests that run real rclpy nodes in-process: a probe node and waiting with a timeout."""
+"""Helpers for tests running real rclpy nodes in-process: a probe node, waiting with a timeout."""
 
 from __future__ import annotations
 

@@ -8,8 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from openvla_ros.images import (compressed_to_rgb, ImageDecodeError, jpeg_roundtrip, raw_to_rgb,
-                                SUPPORTED_ENCODINGS)
+from openvla_ros.images import (
+    compressed_to_rgb,
+    ImageDecodeError,
+    jpeg_roundtrip,
+    raw_to_rgb,
+    SUPPORTED_ENCODINGS,
+)
 
 RGB = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
 
@@ -59,18 +64,26 @@ def test_unsupported_encodings_are_named_with_the_supported_list():
     assert SUPPORTED_ENCODINGS == ('bgr8', 'bgra8', 'mono8', 'rgb8', 'rgba8')
 
 
-@pytest.mark.parametrize('height,width,step,size,match', [
-    (0, 7, 21, 0, 'empty image'),
-    (5, 7, 20, 100, 'step 20 is smaller than width\\*channels = 21'),
-    (5, 7, 21, 104, 'image data has 104 bytes, expected height\\*step = 5\\*21 = 105'),
-])
+@pytest.mark.parametrize(
+    'height,width,step,size,match',
+    [
+        (0, 7, 21, 0, 'empty image'),
+        (5, 7, 20, 100, 'step 20 is smaller than width\\*channels = 21'),
+        (5, 7, 21, 104, 'image data has 104 bytes, expected height\\*step = 5\\*21 = 105'),
+    ],
+)
 def test_malformed_headers_are_refused_with_the_numbers(height, width, step, size, match):
     with pytest.raises(ImageDecodeError, match=match):
         raw_to_rgb('rgb8', height, width, step, bytes(size))
 
 
-SMOOTH = np.dstack([np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (48, 1)),
-                    np.full((48, 64), 30, np.uint8), np.full((48, 64), 200, np.uint8)])
+SMOOTH = np.dstack(
+    [
+        np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (48, 1)),
+        np.full((48, 64), 30, np.uint8),
+        np.full((48, 64), 200, np.uint8),
+    ]
+)
 
 
 def test_png_frames_decode_to_the_exact_rgb_pixels():

@@ -11,46 +11,46 @@ values into messages and action goals.
 from __future__ import annotations
 
 from openvla_ros.adapters.adapter import (
-    FRANKA_GRIPPER_INTERFACES,
-    INTERFACES,
     AdapterConfig,
     ArmAdapter,
+    FRANKA_GRIPPER_INTERFACES,
+    INTERFACES,
 )
 from openvla_ros.adapters.gripper import (
-    FRANKA_MAX_WIDTH,
-    INTERBOTIX_GRIPPER_PWM,
-    WX250S_FINGER_RANGE,
-    FrankaGripperConfig,
     changed_meaningfully,
     check_opening,
     finger_position,
     franka_gripper_command,
+    FRANKA_MAX_WIDTH,
     franka_width,
+    FrankaGripperConfig,
     gripper_action_command,
     gripper_command_position,
+    INTERBOTIX_GRIPPER_PWM,
     interbotix_gripper_pwm,
+    WX250S_FINGER_RANGE,
 )
 from openvla_ros.adapters.joints import JointLimitConfig, JointSolution, JointTargetSolver
 from openvla_ros.adapters.servo import servo_twist, zero_twist
 from openvla_ros.adapters.values import (
-    HOLD_LAST_COMMAND,
-    HOLD_RESENT,
-    OK,
-    REJECT_JOINT_LIMIT,
-    REJECT_JOINT_VELOCITY,
-    REJECT_NON_FINITE,
-    WAIT_FOR_JOINT_STATES,
     AdapterResult,
     ArmValues,
     EndEffectorCommand,
     FrankaGripperValues,
     GripperCommandValues,
     GripperValues,
+    HOLD_LAST_COMMAND,
+    HOLD_RESENT,
     JointGroupCommandValues,
     JointSingleCommandValues,
     JointTrajectoryValues,
+    OK,
     PoseValues,
+    REJECT_JOINT_LIMIT,
+    REJECT_JOINT_VELOCITY,
+    REJECT_NON_FINITE,
     TwistValues,
+    WAIT_FOR_JOINT_STATES,
 )
 
 __all__ = [

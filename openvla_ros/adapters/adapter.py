@@ -22,32 +22,32 @@ import math
 import numpy as np
 
 from openvla_ros.adapters.gripper import (
-    INTERBOTIX_GRIPPER_PWM,
-    WX250S_FINGER_RANGE,
-    FrankaGripperConfig,
     changed_meaningfully,
     finger_position,
     franka_gripper_command,
+    FrankaGripperConfig,
     gripper_action_command,
+    INTERBOTIX_GRIPPER_PWM,
     interbotix_gripper_pwm,
+    WX250S_FINGER_RANGE,
 )
 from openvla_ros.adapters.joints import JointLimitConfig, JointTargetSolver
 from openvla_ros.adapters.servo import servo_twist, zero_twist
 from openvla_ros.adapters.values import (
-    HOLD_LAST_COMMAND,
-    HOLD_RESENT,
-    OK,
-    REJECT_NON_FINITE,
-    WAIT_FOR_JOINT_STATES,
     AdapterResult,
     EndEffectorCommand,
     FrankaGripperValues,
     GripperCommandValues,
     GripperValues,
+    HOLD_LAST_COMMAND,
+    HOLD_RESENT,
     JointGroupCommandValues,
     JointSingleCommandValues,
     JointTrajectoryValues,
+    OK,
     PoseValues,
+    REJECT_NON_FINITE,
+    WAIT_FOR_JOINT_STATES,
 )
 
 INTERFACES = ('franka_impedance', 'franka_jtc', 'ros2_control', 'servo', 'xs_sdk')

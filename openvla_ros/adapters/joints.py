@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from openvla_ros.adapters.values import REJECT_JOINT_LIMIT, REJECT_JOINT_VELOCITY
-from openvla_ros.control.kinematics import ArmKinematics, IKResult, get_kinematics
+from openvla_ros.control.kinematics import ArmKinematics, get_kinematics, IKResult
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ Examples:
     openvla-ros bench --model /tmp/openvla-tiny --unnorm-key bridge_orig --pipeline --control
 
 Modes: `reference` runs transformers `generate` the way OpenVLA's README does; `fast` is our
-static-KV-cache greedy loop. Both run on the same weights and inputs in this process; `fast` reports
+static-KV-cache greedy loop. Both run on the same weights and inputs in this process; `fast`
+reports
 its token agreement with `reference`. --pipeline adds what the ROS path costs on top of the model
 (image message in -> ActionChunk out, through a real policy node); --control adds the rate limiter,
 safety monitor and IK rates. Output: a Markdown table, and with --json one JSON object last.
@@ -31,14 +32,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]'")
     parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16', 'float16'))
     parser.add_argument('--quantize', default='none', choices=('none', '8bit', '4bit'))
-    parser.add_argument('--modes', default='reference,fast',
-                        help='comma-separated decode modes (reference first is the baseline)')
+    parser.add_argument(
+        '--modes',
+        default='reference,fast',
+        help='comma-separated decode modes (reference first is the baseline)',
+    )
     parser.add_argument('--n', type=int, default=20, help='timed predictions per mode')
     parser.add_argument('--warmup', type=int, default=3, help='untimed predictions per mode first')
-    parser.add_argument('--pipeline', action='store_true',
-                        help='also measure the ROS path overhead (tiny models: CPU is fine)')
-    parser.add_argument('--control', action='store_true',
-                        help='also measure the control core (limiter, monitor, IK)')
+    parser.add_argument(
+        '--pipeline',
+        action='store_true',
+        help='also measure the ROS path overhead (tiny models: CPU is fine)',
+    )
+    parser.add_argument(
+        '--control',
+        action='store_true',
+        help='also measure the control core (limiter, monitor, IK)',
+    )
     parser.add_argument('--json', action='store_true', help='print one JSON object last')
 
 
@@ -46,8 +56,10 @@ def main(args: argparse.Namespace) -> int:
     modes = tuple(m.strip() for m in args.modes.split(',') if m.strip())
     unknown = sorted(set(modes) - {'reference', 'fast'})
     if unknown or not modes:
-        print(f'openvla-ros bench: unknown --modes {unknown}; use reference and/or fast',
-              file=sys.stderr)
+        print(
+            f'openvla-ros bench: unknown --modes {unknown}; use reference and/or fast',
+            file=sys.stderr,
+        )
         return 1
     if args.n < 1:
         print(f'openvla-ros bench: --n must be >= 1, got {args.n}', file=sys.stderr)
@@ -55,14 +67,20 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
-    from openvla_ros.benchmark import (as_dict, bench_policy, environment,  # noqa: PLC0415
-                                       format_table, peak_rss_bytes)
+    from openvla_ros.benchmark import (  # noqa: PLC0415
+        as_dict,
+        bench_policy,
+        environment,
+        format_table,
+        peak_rss_bytes,
+    )
     from openvla_ros.model.errors import OpenVLAError  # noqa: PLC0415
     from openvla_ros.model.policy import OpenVLAPolicy  # noqa: PLC0415
 
     try:
-        policy = OpenVLAPolicy.load(args.model, device=args.device, dtype=args.dtype,
-                                    quantize=args.quantize)
+        policy = OpenVLAPolicy.load(
+            args.model, device=args.device, dtype=args.dtype, quantize=args.quantize
+        )
         key = policy.resolve_unnorm_key(args.unnorm_key)
     except (OpenVLAError, ValueError) as exc:
         print(f'openvla-ros bench: {exc}', file=sys.stderr)
@@ -70,29 +88,47 @@ def main(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(4)]
     bar = tqdm(total=len(modes) * args.n, desc='bench', unit='pred', file=sys.stderr)
-    results = bench_policy(policy, images, 'put the spoon on the towel', key, modes=modes,
-                           warmup=args.warmup, n=args.n, progress=bar.update)
+    results = bench_policy(
+        policy,
+        images,
+        'put the spoon on the towel',
+        key,
+        modes=modes,
+        warmup=args.warmup,
+        n=args.n,
+        progress=bar.update,
+    )
     bar.close()
     env = environment(args.device)
-    report = {'environment': env, 'model': args.model, 'dtype': args.dtype,
-              'quantize': args.quantize, 'results': as_dict(results),
-              'peak_cpu_rss_bytes': peak_rss_bytes()}
-    print(f'device {env["device"]} ({env.get("gpu", env["cpu"])}), {args.dtype}, '
-          f'quantize={args.quantize}, torch {env["torch"]}, transformers {env["transformers"]}, '
-          f'{env["date"]}')
+    report = {
+        'environment': env,
+        'model': args.model,
+        'dtype': args.dtype,
+        'quantize': args.quantize,
+        'results': as_dict(results),
+        'peak_cpu_rss_bytes': peak_rss_bytes(),
+    }
+    print(
+        f'device {env["device"]} ({env.get("gpu", env["cpu"])}), {args.dtype}, '
+        f'quantize={args.quantize}, torch {env["torch"]}, transformers {env["transformers"]}, '
+        f'{env["date"]}'
+    )
     print(format_table(results))
     if args.pipeline:
         from openvla_ros.nodes.pipeline_bench import measure_pipeline_overhead  # noqa: PLC0415
 
-        pipe = measure_pipeline_overhead(args.model, unnorm_key=key, n=max(10, args.n),
-                                         device=args.device, dtype=args.dtype)
+        pipe = measure_pipeline_overhead(
+            args.model, unnorm_key=key, n=max(10, args.n), device=args.device, dtype=args.dtype
+        )
         report['pipeline'] = pipe
-        print(f'ROS path ({pipe["image"]}): in the node, frame in -> chunk out adds '
-              f'{1e3 * pipe["node_overhead_p50_s"]:.2f} ms at p50 '
-              f'(p90 {1e3 * pipe["node_overhead_p90_s"]:.2f} ms) to the model; with the DDS '
-              f'transport of frame and chunk, round trip p50 {1e3 * pipe["round_trip_p50_s"]:.1f} '
-              f'ms = model {1e3 * pipe["model_p50_s"]:.1f} ms + '
-              f'{1e3 * pipe["overhead_p50_s"]:.2f} ms (p90 {1e3 * pipe["overhead_p90_s"]:.2f} ms)')
+        print(
+            f'ROS path ({pipe["image"]}): in the node, frame in -> chunk out adds '
+            f'{1e3 * pipe["node_overhead_p50_s"]:.2f} ms at p50 '
+            f'(p90 {1e3 * pipe["node_overhead_p90_s"]:.2f} ms) to the model; with the DDS '
+            f'transport of frame and chunk, round trip p50 {1e3 * pipe["round_trip_p50_s"]:.1f} '
+            f'ms = model {1e3 * pipe["model_p50_s"]:.1f} ms + '
+            f'{1e3 * pipe["overhead_p50_s"]:.2f} ms (p90 {1e3 * pipe["overhead_p90_s"]:.2f} ms)'
+        )
     if args.control:
         from openvla_ros.control.benchmark import run as run_control  # noqa: PLC0415
 

@@ -1,4 +1,5 @@
-"""Run the whole stack on a simulated arm: policy -> rate limiter -> safety monitor -> adapter -> sim.
+"""Run the whole stack on a simulated arm: policy -> rate limiter -> safety monitor -> adapter ->
+sim.
 
 Examples:
 
@@ -33,8 +34,12 @@ __all__ = ['add_arguments', 'main']
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_episode_arguments(parser)
-    parser.add_argument('--duration', type=float, default=0.0,
-                        help='seconds to run after the instruction (default: the task step limit)')
+    parser.add_argument(
+        '--duration',
+        type=float,
+        default=0.0,
+        help='seconds to run after the instruction (default: the task step limit)',
+    )
     parser.add_argument('--out', type=Path, default=Path('outputs/demo'), help='output directory')
     parser.add_argument('--no-record', action='store_true', help='skip the MCAP recording')
     parser.add_argument('--instruction', default='', help='override the task instruction')
@@ -53,21 +58,42 @@ def main(args: argparse.Namespace) -> int:
     name = f'{args.profile}_{args.task or "default"}_{args.policy}_seed{args.seed}'
     bag = out / f'{name}_bag'
     if bag.exists() and not args.no_record:
-        print(f'openvla-ros demo: {bag} exists; remove it or choose another --out', file=sys.stderr)
+        print(
+            f'openvla-ros demo: {bag} exists; remove it or choose another --out', file=sys.stderr
+        )
         return 1
     isolate_dds()
     domain = args.domain_id if args.domain_id is not None else private_domain_id()
     print(describe_policy(args), flush=True)
-    print(f'ROS_DOMAIN_ID={domain} (private to this demo; set --domain-id to watch it in rviz)',
-          flush=True)
+    print(
+        f'ROS_DOMAIN_ID={domain} (private to this demo; set --domain-id to watch it in rviz)',
+        flush=True,
+    )
     cfg = EpisodeConfig(
-        profile=args.profile, policy=args.policy, task=args.task, seed=args.seed,
-        duration=args.duration, stop_on_success=False, model=ensure_model(args, out),
-        device=args.device, dtype=args.dtype, quantize=args.quantize, unnorm_key=args.unnorm_key,
-        adapter=args.adapter, server_url=args.server_url, instruction=args.instruction,
-        bag='' if args.no_record else str(bag), domain_id=domain)
-    bar = tqdm(total=100, desc='demo', unit='%', mininterval=0.5,
-               bar_format='{l_bar}{bar}| {elapsed}<{remaining}')
+        profile=args.profile,
+        policy=args.policy,
+        task=args.task,
+        seed=args.seed,
+        duration=args.duration,
+        stop_on_success=False,
+        model=ensure_model(args, out),
+        device=args.device,
+        dtype=args.dtype,
+        quantize=args.quantize,
+        unnorm_key=args.unnorm_key,
+        adapter=args.adapter,
+        server_url=args.server_url,
+        instruction=args.instruction,
+        bag='' if args.no_record else str(bag),
+        domain_id=domain,
+    )
+    bar = tqdm(
+        total=100,
+        desc='demo',
+        unit='%',
+        mininterval=0.5,
+        bar_format='{l_bar}{bar}| {elapsed}<{remaining}',
+    )
 
     def progress(elapsed: float, total: float) -> None:
         done = min(100, int(100 * elapsed / max(total, 1e-9)))
@@ -83,24 +109,43 @@ def main(args: argparse.Namespace) -> int:
     bar.close()
     data = result.data
     video = write_video(data.frames, out / f'{name}.mp4', fps=cfg.camera_rate)
-    plot = write_plot(data.commanded, data.reached, data.latencies, out / f'{name}.png',
-                      f'{args.profile}: "{result.instruction}" ({args.policy})')
+    plot = write_plot(
+        data.commanded,
+        data.reached,
+        data.latencies,
+        out / f'{name}.png',
+        f'{args.profile}: "{result.instruction}" ({args.policy})',
+    )
     error = tracking_error(data.commanded, data.reached)
     summary = {
-        'profile': args.profile, 'task': result.task, 'instruction': result.instruction,
-        'policy': args.policy, 'success': result.success,
+        'profile': args.profile,
+        'task': result.task,
+        'instruction': result.instruction,
+        'policy': args.policy,
+        'success': result.success,
         'time_to_success_s': None if not result.success else round(result.time_to_success, 2),
-        'duration_s': round(result.duration, 2), 'chunks': result.chunks, 'frames': len(data.frames),
-        'safety': {'passed': result.passed, 'clipped': result.clipped, 'rejected': result.rejected},
-        'tracking_error_m': {'median': float(np.median(error)) if error.size else None,
-                             'max': float(error.max()) if error.size else None},
-        'video': str(video), 'plot': str(plot), 'bag': '' if args.no_record else str(bag),
+        'duration_s': round(result.duration, 2),
+        'chunks': result.chunks,
+        'frames': len(data.frames),
+        'safety': {
+            'passed': result.passed,
+            'clipped': result.clipped,
+            'rejected': result.rejected,
+        },
+        'tracking_error_m': {
+            'median': float(np.median(error)) if error.size else None,
+            'max': float(error.max()) if error.size else None,
+        },
+        'video': str(video),
+        'plot': str(plot),
+        'bag': '' if args.no_record else str(bag),
     }
     (out / f'{name}.json').write_text(json.dumps(summary, indent=2))
-    outcome = (f'SUCCESS at {result.time_to_success:.1f} s' if result.success
-               else 'not done')
-    print(f'task {result.task}: {outcome} (ran {result.duration:.1f} s); {result.chunks} chunks; '
-          f'safety passed/clipped/rejected {result.passed}/{result.clipped}/{result.rejected}')
+    outcome = f'SUCCESS at {result.time_to_success:.1f} s' if result.success else 'not done'
+    print(
+        f'task {result.task}: {outcome} (ran {result.duration:.1f} s); {result.chunks} chunks; '
+        f'safety passed/clipped/rejected {result.passed}/{result.clipped}/{result.rejected}'
+    )
     print(f'video {video}\nplot  {plot}' + ('' if args.no_record else f'\nbag   {bag}'))
     print(json.dumps(summary))
     return 0

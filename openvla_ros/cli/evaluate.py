@@ -34,12 +34,21 @@ __all__ = ['add_arguments', 'main']
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_episode_arguments(parser)
     parser.add_argument('--episodes', type=int, default=10, help='number of seeded episodes')
-    parser.add_argument('--video', type=Path, default=None, help='write each episode\'s video here')
-    parser.add_argument('--record', type=Path, default=None,
-                        help='write each episode as an MCAP bag here (for fine-tuning)')
-    parser.add_argument('--place-offset', type=float, nargs=3, default=(0.0, 0.0, 0.0),
-                        metavar=('X', 'Y', 'Z'),
-                        help='scripted expert only: shift its place target [m] (a wrong expert)')
+    parser.add_argument('--video', type=Path, default=None, help="write each episode's video here")
+    parser.add_argument(
+        '--record',
+        type=Path,
+        default=None,
+        help='write each episode as an MCAP bag here (for fine-tuning)',
+    )
+    parser.add_argument(
+        '--place-offset',
+        type=float,
+        nargs=3,
+        default=(0.0, 0.0, 0.0),
+        metavar=('X', 'Y', 'Z'),
+        help='scripted expert only: shift its place target [m] (a wrong expert)',
+    )
     parser.add_argument('--json', action='store_true', help='print a JSON summary last')
 
 
@@ -51,8 +60,9 @@ def main(args: argparse.Namespace) -> int:
     from openvla_ros.runner import private_domain_id  # noqa: PLC0415
 
     if args.episodes < 1:
-        print(f'openvla-ros evaluate: --episodes must be >= 1, got {args.episodes}',
-              file=sys.stderr)
+        print(
+            f'openvla-ros evaluate: --episodes must be >= 1, got {args.episodes}', file=sys.stderr
+        )
         return 1
     for folder in (args.video, args.record):
         if folder is not None:
@@ -71,15 +81,29 @@ def main(args: argparse.Namespace) -> int:
         if args.record is not None:
             bag = str(args.record / f'{args.profile}_{args.task or "default"}_seed{seed}')
             if Path(bag).exists():
-                print(f'openvla-ros evaluate: {bag} exists; choose another --record directory',
-                      file=sys.stderr)
+                print(
+                    f'openvla-ros evaluate: {bag} exists; choose another --record directory',
+                    file=sys.stderr,
+                )
                 return 1
         cfg = EpisodeConfig(
-            profile=args.profile, policy=args.policy, task=args.task, seed=seed, model=model,
-            device=args.device, dtype=args.dtype, quantize=args.quantize,
-            unnorm_key=args.unnorm_key, adapter=args.adapter, server_url=args.server_url,
-            bag=bag, place_offset=tuple(args.place_offset), domain_id=domain,
-            camera_rate=10.0, frame_stride=1 if args.video else 10_000)
+            profile=args.profile,
+            policy=args.policy,
+            task=args.task,
+            seed=seed,
+            model=model,
+            device=args.device,
+            dtype=args.dtype,
+            quantize=args.quantize,
+            unnorm_key=args.unnorm_key,
+            adapter=args.adapter,
+            server_url=args.server_url,
+            bag=bag,
+            place_offset=tuple(args.place_offset),
+            domain_id=domain,
+            camera_rate=10.0,
+            frame_stride=1 if args.video else 10_000,
+        )
         try:
             result = run_episode(cfg)
         except (RuntimeError, ValueError) as exc:
@@ -95,22 +119,39 @@ def main(args: argparse.Namespace) -> int:
     low, high = wilson_interval(successes, len(results))
     times = [r.time_to_success for r in results if r.success]
     summary = {
-        'profile': args.profile, 'task': results[0].task, 'instruction': results[0].instruction,
-        'policy': args.policy, 'model': model or None, 'episodes': len(results),
-        'successes': successes, 'success_rate': successes / len(results),
+        'profile': args.profile,
+        'task': results[0].task,
+        'instruction': results[0].instruction,
+        'policy': args.policy,
+        'model': model or None,
+        'episodes': len(results),
+        'successes': successes,
+        'success_rate': successes / len(results),
         'ci95': [round(low, 4), round(high, 4)],
         'mean_time_to_success_s': round(sum(times) / len(times), 2) if times else None,
-        'clipped': sum(r.clipped for r in results), 'rejected': sum(r.rejected for r in results),
-        'passed': sum(r.passed for r in results), 'seeds': [r.seed for r in results],
-        'per_episode': [{'seed': r.seed, 'success': r.success,
-                         'time_to_success_s': None if math.isnan(r.time_to_success)
-                         else round(r.time_to_success, 2),
-                         'clipped': r.clipped, 'rejected': r.rejected} for r in results],
+        'clipped': sum(r.clipped for r in results),
+        'rejected': sum(r.rejected for r in results),
+        'passed': sum(r.passed for r in results),
+        'seeds': [r.seed for r in results],
+        'per_episode': [
+            {
+                'seed': r.seed,
+                'success': r.success,
+                'time_to_success_s': None
+                if math.isnan(r.time_to_success)
+                else round(r.time_to_success, 2),
+                'clipped': r.clipped,
+                'rejected': r.rejected,
+            }
+            for r in results
+        ],
     }
-    print(f'{summary["task"]} ({args.profile}, {args.policy}): {successes}/{len(results)} = '
-          f'{100 * summary["success_rate"]:.0f} % (95 % CI {100 * low:.0f}-{100 * high:.0f} %), '
-          f'mean time to success {summary["mean_time_to_success_s"]} s, '
-          f'safety clipped {summary["clipped"]}, rejected {summary["rejected"]}')
+    print(
+        f'{summary["task"]} ({args.profile}, {args.policy}): {successes}/{len(results)} = '
+        f'{100 * summary["success_rate"]:.0f} % (95 % CI {100 * low:.0f}-{100 * high:.0f} %), '
+        f'mean time to success {summary["mean_time_to_success_s"]} s, '
+        f'safety clipped {summary["clipped"]}, rejected {summary["rejected"]}'
+    )
     if args.json:
         print(json.dumps(summary))
     return 0

@@ -83,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
         return _fail(f'no bag at {", ".join(missing)}')
     if args.out.exists() and not args.out.is_dir():
         return _fail(f'{args.out} exists and is not a directory')
-    from openvla_ros.data import DataError, RecordConfig, record_bags, write_dataset
+    from openvla_ros.data import DataError, record_bags, RecordConfig, write_dataset
     from openvla_ros.profiles import ProfileError
 
     try:

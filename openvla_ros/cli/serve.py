@@ -146,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
 
     from openvla_ros.model.errors import OpenVLAError  # noqa: PLC0415
     from openvla_ros.remote.protocol import Limits  # noqa: PLC0415
-    from openvla_ros.remote.server import ServerSettings, bind_socket, run_server  # noqa: PLC0415
+    from openvla_ros.remote.server import bind_socket, run_server, ServerSettings  # noqa: PLC0415
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()), format='%(asctime)s %(message)s'

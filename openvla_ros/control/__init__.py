@@ -7,19 +7,19 @@ nodes convert messages to these types, call the core, and publish the results.
 
 from openvla_ros.control.actions import (
     ACTION_SPACES,
+    ActionSpace,
+    apply_delta,
     BRIDGE_ACTION_HIGH,
     BRIDGE_ACTION_LOW,
-    ActionSpace,
-    GripperConvention,
-    apply_delta,
     delta_between,
     get_action_space,
     gripper_from_opening,
     gripper_to_opening,
+    GripperConvention,
 )
 from openvla_ros.control.config import LimiterConfig, SafetyConfig, WorkspaceBox
 from openvla_ros.control.errors import ConfigError, ControlError, NotReadyError, UnknownNameError
-from openvla_ros.control.kinematics import ArmKinematics, IKResult, get_kinematics
+from openvla_ros.control.kinematics import ArmKinematics, get_kinematics, IKResult
 from openvla_ros.control.rate_limiter import (
     ActionChunkData,
     ActionRateLimiter,

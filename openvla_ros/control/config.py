@@ -133,9 +133,7 @@ class WorkspaceBox:
         high = _vector3('WorkspaceBox', 'high', self.high)
         for axis, lo, hi in zip('xyz', low, high):
             if lo >= hi:
-                raise ConfigError(
-                    f'WorkspaceBox.low[{axis}] = {lo} must be < high[{axis}] = {hi}'
-                )
+                raise ConfigError(f'WorkspaceBox.low[{axis}] = {lo} must be < high[{axis}] = {hi}')
         object.__setattr__(self, 'low', low)
         object.__setattr__(self, 'high', high)
 
@@ -229,9 +227,7 @@ class LimiterConfig:
         self.merge_weight_new = _non_negative(owner, 'merge_weight_new', self.merge_weight_new)
         total = self.merge_weight_old + self.merge_weight_new
         if abs(total - 1.0) > 1e-9:
-            raise ConfigError(
-                f'{owner}.merge_weight_old + merge_weight_new = {total}: must be 1'
-            )
+            raise ConfigError(f'{owner}.merge_weight_old + merge_weight_new = {total}: must be 1')
         if not isinstance(self.clip_actions, bool):
             raise ConfigError(f'{owner}.clip_actions = {self.clip_actions!r}: expected a bool')
         self.max_queue_length = _integer(
@@ -297,8 +293,9 @@ class SafetyConfig:
         self.orientation_low = _vector3(owner, 'orientation_low', self.orientation_low)
         self.orientation_high = _vector3(owner, 'orientation_high', self.orientation_high)
         limit = math.pi + 1e-6
-        for axis, lo, hi in zip(('roll', 'pitch', 'yaw'), self.orientation_low,
-                                self.orientation_high):
+        for axis, lo, hi in zip(
+            ('roll', 'pitch', 'yaw'), self.orientation_low, self.orientation_high
+        ):
             if lo < -limit:
                 raise ConfigError(f'{owner}.orientation_low[{axis}] = {lo}: must be >= -pi')
             if hi > limit:

@@ -58,9 +58,9 @@ from scipy.spatial.transform import Rotation
 
 from openvla_ros.control.actions import (
     ACTION_DIM,
-    GripperConvention,
     get_action_space,
     gripper_to_opening,
+    GripperConvention,
 )
 from openvla_ros.control.config import LimiterConfig
 from openvla_ros.control.errors import NotReadyError, UnknownNameError

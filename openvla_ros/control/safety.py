@@ -75,7 +75,7 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     'HALT_FOR_STALE_CAMERA': 'The camera image is too old (or missing); holding.',
     'HALT_FOR_STALE_JOINT_STATES': 'The joint states are too old (or missing); holding.',
     'HALT_FOR_STALE_COMMANDS': 'No command arrived within command_timeout; holding.',
-    'HALT_FOR_POLICY_FAULT': 'The policy reports a fault (e.g. its server is unreachable); holding.',
+    'HALT_FOR_POLICY_FAULT': 'The policy reports a fault (e.g. an unreachable server); holding.',
     'HALT_FOR_IK_FAILURE': 'Inverse kinematics found no solution for the target; holding.',
     'HALT_FOR_JOINT_LIMIT': 'The target needs a joint beyond its position limit; holding.',
     'HALT_FOR_JOINT_VELOCITY_LIMIT': 'The target needs a joint faster than its limit; holding.',

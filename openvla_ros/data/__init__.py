@@ -5,9 +5,9 @@ episodes, `write_dataset` stores them, `Dataset(dir)` reads them back (see docs/
 """
 
 from openvla_ros.data.dataset import (
+    Dataset,
     DATASET_FORMAT,
     DATASET_VERSION,
-    Dataset,
     decode_jpeg,
     encode_jpeg,
     write_dataset,
@@ -23,12 +23,12 @@ from openvla_ros.data.errors import (
 from openvla_ros.data.messages import make_typestore
 from openvla_ros.data.recording import (
     ACTION_SOURCES,
-    Episode,
-    RecordConfig,
-    Streams,
     build_episodes,
+    Episode,
     read_bag,
     record_bags,
+    RecordConfig,
+    Streams,
 )
 from openvla_ros.data.statistics import (
     compute_action_statistics,

@@ -49,7 +49,7 @@ def make_typestore(store: str = 'ros2_humble') -> Any:
     Raises:
         BagReadError: a .msg file is missing or cannot be parsed.
     """
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+    from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 
     typestore = get_typestore(Stores(store))
     types: dict[str, Any] = {}

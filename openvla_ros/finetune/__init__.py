@@ -4,17 +4,17 @@
 `dataset_statistics.json`; `load_finetuned_policy(base, adapter=out)` loads it for `predict`.
 """
 
-from openvla_ros.finetune.batches import IGNORE_INDEX, Batch, SampleBuilder, collate, split_steps
+from openvla_ros.finetune.batches import Batch, collate, IGNORE_INDEX, SampleBuilder, split_steps
 from openvla_ros.finetune.config import FinetuneConfig
 from openvla_ros.finetune.deploy import load_finetuned_policy
 from openvla_ros.finetune.errors import CheckpointMismatchError, FinetuneError
 from openvla_ros.finetune.lora import add_lora, linear_target_modules
 from openvla_ros.finetune.trainer import (
-    Metrics,
-    Trainer,
     compute_loss,
     latest_checkpoint,
     merge_adapter,
+    Metrics,
+    Trainer,
 )
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 `OpenVLAPolicy.load(base, adapter=dir)` merges the statistics saved beside the adapter (the new
 unnorm key) into the base model's; a merged checkpoint (`finetune --merge`) carries them itself and
-loads with `OpenVLAPolicy.load(out/merged)`. This is the fine-tuning side's one entry point to that.
+loads with `OpenVLAPolicy.load(out/merged)`. This is the fine-tuning side's entry point to both.
 """
 
 from __future__ import annotations

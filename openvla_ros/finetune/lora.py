@@ -39,7 +39,7 @@ def add_lora(model: nn.Module, *, rank: int, alpha: int, dropout: float) -> Any:
         alpha: LoRA alpha.
         dropout: LoRA dropout.
     """
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model, LoraConfig
 
     for param in model.parameters():
         param.requires_grad_(False)

@@ -40,8 +40,8 @@ from torch import nn
 
 from openvla_ros.data.dataset import Dataset
 from openvla_ros.data.statistics import read_statistics_file, write_statistics_file
-from openvla_ros.finetune.batches import IGNORE_INDEX, Batch, SampleBuilder, collate, split_steps
-from openvla_ros.finetune.config import RESUME_KEYS, FinetuneConfig
+from openvla_ros.finetune.batches import Batch, collate, IGNORE_INDEX, SampleBuilder, split_steps
+from openvla_ros.finetune.config import FinetuneConfig, RESUME_KEYS
 from openvla_ros.finetune.errors import CheckpointMismatchError, FinetuneError
 from openvla_ros.finetune.lora import add_lora, trainable_parameters
 from openvla_ros.model import constants as const

@@ -27,11 +27,11 @@ from openvla_ros.model.errors import (
     StateDictMismatchError,
     UnnormKeyError,
 )
-from openvla_ros.model.loading import LoadedModel, load_model
+from openvla_ros.model.loading import load_model, LoadedModel
 from openvla_ros.model.modeling import OpenVLAForActionPrediction
 from openvla_ros.model.policy import OpenVLAPolicy, Prediction
 from openvla_ros.model.processor import ImageTransformConfig, OpenVLAProcessor
-from openvla_ros.model.tiny import TinySpec, make_tiny_model
+from openvla_ros.model.tiny import make_tiny_model, TinySpec
 
 __all__ = [
     'ActionStats',

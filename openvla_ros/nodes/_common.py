@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields, MISSING
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -93,7 +93,8 @@ def declare_dataclass(
     of them.
 
     The dataclass stays the one source of truth for names, defaults and validation; the comment
-    beside each field (units first) becomes the parameter description. A field without a default (e.g.
+    beside each field (units first) becomes the parameter description. A field without a default
+    (e.g.
     the
     workspace box) is declared without one: the profile must set it, or the node refuses to start.
     """

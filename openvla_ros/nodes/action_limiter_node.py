@@ -23,15 +23,15 @@ from visualization_msgs.msg import Marker, MarkerArray
 from openvla_ros.control import (
     ActionChunkData,
     ActionRateLimiter,
+    get_kinematics,
     LimiterConfig,
     SafetyState,
-    get_kinematics,
 )
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
 from openvla_ros.nodes._common import (
-    Param,
     declare_dataclass,
     declare_params,
+    Param,
     run_node,
     stamp_to_sec,
 )

@@ -34,15 +34,15 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from openvla_ros.adapters import (
-    FRANKA_GRIPPER_INTERFACES,
-    INTERFACES,
     AdapterConfig,
     AdapterResult,
     ArmAdapter,
     EndEffectorCommand,
+    FRANKA_GRIPPER_INTERFACES,
     FrankaGripperConfig,
     FrankaGripperValues,
     GripperCommandValues,
+    INTERFACES,
     JointGroupCommandValues,
     JointLimitConfig,
     JointSingleCommandValues,
@@ -52,7 +52,7 @@ from openvla_ros.adapters import (
     zero_twist,
 )
 from openvla_ros.msg import EndEffectorTarget
-from openvla_ros.nodes._common import Param, declare_params, diagnostic
+from openvla_ros.nodes._common import declare_params, diagnostic, Param
 from openvla_ros.nodes._conversions import pose_to_matrix
 
 PARAMS = (

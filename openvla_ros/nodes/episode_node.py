@@ -52,9 +52,17 @@ class EpisodeNode(Node):
         bag: directory of an MCAP bag to record, or None.
     """
 
-    def __init__(self, node_name: str = 'episode', *, robot: str, joint_states: str,
-                 camera_topic: str = '/camera/image_raw', frame_stride: int = 1,
-                 bag: str | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        node_name: str = 'episode',
+        *,
+        robot: str,
+        joint_states: str,
+        camera_topic: str = '/camera/image_raw',
+        frame_stride: int = 1,
+        bag: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(node_name, **kwargs)
         self.kinematics = get_kinematics(robot)
         self.data = EpisodeData()
@@ -67,23 +75,32 @@ class EpisodeNode(Node):
         topics[camera_topic] = topics.pop('/camera/image_raw')
         topics[joint_states] = 'sensor_msgs/msg/JointState'
         self._recorder = BagRecorder(bag, topics) if bag else None
-        types = {'sensor_msgs/msg/Image': Image, 'std_msgs/msg/String': String,
-                 'sensor_msgs/msg/JointState': JointState,
-                 'openvla_ros/msg/ActionChunk': ActionChunk,
-                 'openvla_ros/msg/EndEffectorTarget': EndEffectorTarget,
-                 'openvla_ros/msg/SafetyStatus': SafetyStatus}
-        handlers = {camera_topic: self._on_image, joint_states: self._on_joint_states,
-                    '/openvla/safe_ee_target': self._on_safe_target,
-                    '/openvla/action_chunk': self._on_chunk,
-                    '/openvla/safety_status': self._on_status}
+        types = {
+            'sensor_msgs/msg/Image': Image,
+            'std_msgs/msg/String': String,
+            'sensor_msgs/msg/JointState': JointState,
+            'openvla_ros/msg/ActionChunk': ActionChunk,
+            'openvla_ros/msg/EndEffectorTarget': EndEffectorTarget,
+            'openvla_ros/msg/SafetyStatus': SafetyStatus,
+        }
+        handlers = {
+            camera_topic: self._on_image,
+            joint_states: self._on_joint_states,
+            '/openvla/safe_ee_target': self._on_safe_target,
+            '/openvla/action_chunk': self._on_chunk,
+            '/openvla/safety_status': self._on_status,
+        }
         for topic, type_name in topics.items():
             qos = qos_profile_sensor_data if topic == camera_topic else RELIABLE
             msg_type = types[type_name]
             handler = handlers.get(topic)
             self.create_subscription(
-                msg_type, topic,
+                msg_type,
+                topic,
                 lambda data, t=topic, m=msg_type, h=handler: self.on_raw(t, m, h, data),
-                qos, raw=True)
+                qos,
+                raw=True,
+            )
 
     def now(self) -> float:
         """Seconds since the episode node started."""

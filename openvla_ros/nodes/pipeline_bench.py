@@ -1,6 +1,7 @@
 """What the ROS path adds to the model's own latency: image message in -> ActionChunk out.
 
-A probe publishes one camera frame at a time to a real policy node (real rclpy, DDS on this machine)
+A probe publishes one camera frame at a time to a real policy node (real rclpy, DDS on this
+machine)
 and waits for its chunk. The chunk carries the model's own latency (``inference_latency``, measured
 inside the backend around preprocess + model + decode). Two overheads are reported:
 
@@ -30,9 +31,17 @@ from openvla_ros.runner import private_domain_id
 __all__ = ['measure_pipeline_overhead']
 
 
-def measure_pipeline_overhead(model: str, *, unnorm_key: str = '', n: int = 30, warmup: int = 3,
-                              device: str = 'cpu', dtype: str = 'float32', image_size: tuple[int, int] = (480, 640),
-                              timeout: float = 60.0) -> dict:
+def measure_pipeline_overhead(
+    model: str,
+    *,
+    unnorm_key: str = '',
+    n: int = 30,
+    warmup: int = 3,
+    device: str = 'cpu',
+    dtype: str = 'float32',
+    image_size: tuple[int, int] = (480, 640),
+    timeout: float = 60.0,
+) -> dict:
     """Round trips through a policy node; returns p50/p90 of round trip, model and overhead [s].
 
     Raises:
@@ -41,14 +50,18 @@ def measure_pipeline_overhead(model: str, *, unnorm_key: str = '', n: int = 30, 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=private_domain_id())
     executor = SingleThreadedExecutor(context=context)
-    policy = PolicyNode(context=context, cli_args=['--ros-args', '-r', 'image:=/bench/image'],
-                        parameter_overrides=[
-                            rclpy.parameter.Parameter('model', value=model),
-                            rclpy.parameter.Parameter('unnorm_key', value=unnorm_key),
-                            rclpy.parameter.Parameter('device', value=device),
-                            rclpy.parameter.Parameter('dtype', value=dtype),
-                            rclpy.parameter.Parameter('policy_rate', value=100.0),
-                            rclpy.parameter.Parameter('max_image_age', value=10.0)])
+    policy = PolicyNode(
+        context=context,
+        cli_args=['--ros-args', '-r', 'image:=/bench/image'],
+        parameter_overrides=[
+            rclpy.parameter.Parameter('model', value=model),
+            rclpy.parameter.Parameter('unnorm_key', value=unnorm_key),
+            rclpy.parameter.Parameter('device', value=device),
+            rclpy.parameter.Parameter('dtype', value=dtype),
+            rclpy.parameter.Parameter('policy_rate', value=100.0),
+            rclpy.parameter.Parameter('max_image_age', value=10.0),
+        ],
+    )
     probe = Node('pipeline_probe', context=context)
     got = threading.Event()
     chunks: list[tuple[float, ActionChunk]] = []
@@ -64,8 +77,10 @@ def measure_pipeline_overhead(model: str, *, unnorm_key: str = '', n: int = 30, 
     for node in (policy, probe):
         executor.add_node(node)
     stop = threading.Event()
-    spinner = threading.Thread(target=lambda: [executor.spin_once(timeout_sec=0.01)
-                                               for _ in iter(stop.is_set, True)], daemon=True)
+    spinner = threading.Thread(
+        target=lambda: [executor.spin_once(timeout_sec=0.01) for _ in iter(stop.is_set, True)],
+        daemon=True,
+    )
     spinner.start()
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (*image_size, 3), dtype=np.uint8)
@@ -75,7 +90,10 @@ def measure_pipeline_overhead(model: str, *, unnorm_key: str = '', n: int = 30, 
             if time.monotonic() > deadline or policy.message.startswith('could not load'):
                 raise RuntimeError(f'policy did not load: {policy.message}')
             time.sleep(0.05)
-        while instruction_pub.get_subscription_count() == 0 or image_pub.get_subscription_count() == 0:
+        while (
+            instruction_pub.get_subscription_count() == 0
+            or image_pub.get_subscription_count() == 0
+        ):
             time.sleep(0.01)
         instruction_pub.publish(String(data='put the spoon on the towel'))
         while policy.state != 1:  # PolicyStatus.STATE_RUNNING
@@ -99,14 +117,21 @@ def measure_pipeline_overhead(model: str, *, unnorm_key: str = '', n: int = 30, 
             time.sleep(0.02)  # let the worker go back to waiting
         rt, mt = np.asarray(round_trips), np.asarray(model_times)
         overhead = rt - mt
-        in_node = np.asarray([path - model for path, model in list(policy.path_latencies)[warmup:]])
-        return {'n': n, 'image': f'{image_size[1]}x{image_size[0]} rgb8',
-                'node_overhead_p50_s': float(np.median(in_node)),
-                'node_overhead_p90_s': float(np.percentile(in_node, 90)),
-                'round_trip_p50_s': float(np.median(rt)), 'round_trip_p90_s': float(np.percentile(rt, 90)),
-                'model_p50_s': float(np.median(mt)), 'model_p90_s': float(np.percentile(mt, 90)),
-                'overhead_p50_s': float(np.median(overhead)),
-                'overhead_p90_s': float(np.percentile(overhead, 90))}
+        in_node = np.asarray(
+            [path - model for path, model in list(policy.path_latencies)[warmup:]]
+        )
+        return {
+            'n': n,
+            'image': f'{image_size[1]}x{image_size[0]} rgb8',
+            'node_overhead_p50_s': float(np.median(in_node)),
+            'node_overhead_p90_s': float(np.percentile(in_node, 90)),
+            'round_trip_p50_s': float(np.median(rt)),
+            'round_trip_p90_s': float(np.percentile(rt, 90)),
+            'model_p50_s': float(np.median(mt)),
+            'model_p90_s': float(np.percentile(mt, 90)),
+            'overhead_p50_s': float(np.median(overhead)),
+            'overhead_p90_s': float(np.percentile(overhead, 90)),
+        }
     finally:
         policy.close()
         stop.set()

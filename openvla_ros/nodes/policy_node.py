@@ -18,15 +18,15 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
-from openvla_ros.backends import BACKENDS, BackendConfig, PolicyBackend, make_backend
+from openvla_ros.backends import BackendConfig, BACKENDS, make_backend, PolicyBackend
 from openvla_ros.control.rate_limiter import SLOT_FRACTION
-from openvla_ros.images import ImageDecodeError, compressed_to_rgb, jpeg_roundtrip, raw_to_rgb
+from openvla_ros.images import compressed_to_rgb, ImageDecodeError, jpeg_roundtrip, raw_to_rgb
 from openvla_ros.msg import ActionChunk, PolicyStatus
-from openvla_ros.nodes._common import Param, declare_params, diagnostic, run_node, stamp_to_sec
+from openvla_ros.nodes._common import declare_params, diagnostic, Param, run_node, stamp_to_sec
 from openvla_ros.stats import LatencyStats
 
 PARAMS = (

@@ -20,20 +20,20 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Point
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from openvla_ros.control import SafetyConfig, SafetyMonitor, SafetyState, get_kinematics
+from openvla_ros.control import get_kinematics, SafetyConfig, SafetyMonitor, SafetyState
 from openvla_ros.msg import EndEffectorTarget, PolicyStatus, SafetyStatus
 from openvla_ros.nodes._common import (
-    ESTOP_QOS,
-    Param,
     declare_dataclass,
     declare_params,
     diagnostic,
+    ESTOP_QOS,
+    Param,
     run_node,
     stamp_to_sec,
 )

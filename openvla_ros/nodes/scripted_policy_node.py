@@ -1,7 +1,8 @@
 """scripted_policy: a scripted pick-and-place expert that speaks the policy's language.
 
 It reads the simulator's true object poses, plans grasp and place motions
-(``openvla_ros.sim.expert.ScriptedExpert``) and publishes ``ActionChunk``s of ``bridge_orig`` deltas
+(``openvla_ros.sim.expert.ScriptedExpert``) and publishes ``ActionChunk``s of ``bridge_orig``
+deltas
 on the same topic as the model, so its actions go through the rate limiter, the safety monitor, IK
 and the adapter like any other policy's. It needs ``sim:=true`` (true poses exist only there).
 """
@@ -53,9 +54,13 @@ class ScriptedPolicyNode(Node):
         self._count = 0
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(MarkerArray, '/openvla/sim/object_poses', self.on_object_poses, 10)
+        self.create_subscription(
+            MarkerArray, '/openvla/sim/object_poses', self.on_object_poses, 10
+        )
         self.create_subscription(String, '/instruction', self.on_instruction, reliable)
-        self.create_subscription(EndEffectorTarget, '/openvla/ee_target', self.on_ee_target, reliable)
+        self.create_subscription(
+            EndEffectorTarget, '/openvla/ee_target', self.on_ee_target, reliable
+        )
         self._chunk_pub = self.create_publisher(ActionChunk, '/openvla/action_chunk', reliable)
         self._status_pub = self.create_publisher(PolicyStatus, '/openvla/policy_status', reliable)
         self.create_timer(1.0 / self.p['policy_rate'], self.on_policy_timer)
@@ -74,7 +79,7 @@ class ScriptedPolicyNode(Node):
         self._target = None  # (re)plan from the commanded pose at the next tick
         if text and text != self.expert.task.instruction:
             self.get_logger().warning(
-                f'instruction {text!r} differs from the task\'s '
+                f"instruction {text!r} differs from the task's "
                 f'{self.expert.task.instruction!r}; the expert does its task anyway'
             )
         self.get_logger().info(f'instruction: {text!r}' if text else 'empty instruction: idle')
@@ -131,8 +136,6 @@ class ScriptedPolicyNode(Node):
     @property
     def phase(self) -> str:
         return self.expert.phase
-
-
 
 
 def main(args: list[str] | None = None) -> int:

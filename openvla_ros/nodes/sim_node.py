@@ -17,8 +17,8 @@ Publishes ``joint_states`` (arm + fingers) on ``/<robot_name>/joint_states``, th
 sensor_msgs/Image rgb8 (sensor-data QoS) with its CameraInfo, and the true object poses as a
 visualization_msgs/MarkerArray on ``/openvla/sim/object_poses`` (one CUBE per object: ``ns`` =
 'sim_objects', ``text`` = the object name, pose in the base frame) for the scripted expert.
-Physics advances ``1 / update_rate`` simulated seconds per timer tick; the camera renders on its own
-thread.
+Physics advances ``1 / update_rate`` simulated seconds per timer tick; the camera renders on
+its own thread.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
 from openvla_ros.control.kinematics import get_kinematics
-from openvla_ros.nodes._common import Param, declare_params
+from openvla_ros.nodes._common import declare_params, Param
 from openvla_ros.nodes._conversions import matrix_to_pose, pose_to_matrix
 from openvla_ros.nodes.arm_adapter_node import import_vendor
 

@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 
 from openvla_ros.backends import BackendConfig, BackendResult
-from openvla_ros.remote.protocol import ModelInfo, PredictResponse, encode_array
+from openvla_ros.remote.protocol import encode_array, ModelInfo, PredictResponse
 
 __all__ = [
     'OpenVLAClient',

@@ -34,16 +34,16 @@ import numpy as np
 from openvla_ros.remote.batching import BatchedPrediction, Batcher, Metrics, QueueFullError
 from openvla_ros.remote.protocol import (
     ApiError,
+    check_text,
+    decode_image,
     ErrorResponse,
     HealthResponse,
     Limits,
+    loads_payload,
     ModelInfo,
     PolicyLike,
     PredictRequest,
     PredictResponse,
-    check_text,
-    decode_image,
-    loads_payload,
 )
 
 __all__ = ['ServerSettings', 'create_app', 'is_loopback', 'run_server']

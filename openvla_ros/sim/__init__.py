@@ -10,18 +10,18 @@ says otherwise (set before mujoco is imported).
 from __future__ import annotations
 
 from openvla_ros.sim.errors import SimError
-from openvla_ros.sim.expert import ScriptedExpert, apply_action
+from openvla_ros.sim.expert import apply_action, ScriptedExpert
 from openvla_ros.sim.scene import (
-    OBJECTS,
-    ROBOTS,
-    CameraSpec,
-    ObjectSpec,
-    RobotSpec,
     build_scene_xml,
+    CameraSpec,
     object_spec,
+    OBJECTS,
+    ObjectSpec,
     robot_spec,
+    ROBOTS,
+    RobotSpec,
 )
-from openvla_ros.sim.tasks import Task, get_task, task_names
+from openvla_ros.sim.tasks import get_task, Task, task_names
 from openvla_ros.sim.world import CameraIntrinsics, JointStateData, SimWorld
 
 __all__ = [

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from openvla_ros.sim.scene import object_spec
-from openvla_ros.sim.tasks import Task, get_task
+from openvla_ros.sim.tasks import get_task, Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from openvla_ros.sim.world import SimWorld

@@ -431,9 +431,9 @@ class SimWorld:
 def _load_triton_before_gl() -> None:
     """Loads triton (torch's compiler back end, if installed) before the first GL context.
 
-    Mesa's EGL drivers load the system LLVM; triton's extension carries its own. Loaded in that order,
-    importing torchvision or torch._dynamo later in the same process crashes (seen with torch 2.14 and
-    Mesa on Debian 12); loaded the other way round, both work.
+    Mesa's EGL drivers load the system LLVM; triton's extension carries its own. Loaded in that
+    order, importing torchvision or torch._dynamo later in the same process crashes (seen with
+    torch 2.14 and Mesa on Debian 12); loaded the other way round, both work.
     """
     try:
         import triton  # noqa: F401, PLC0415

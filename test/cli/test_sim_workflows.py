@@ -22,8 +22,12 @@ def last_json(text: str) -> dict:
 
 def test_demo_writes_a_moving_video_a_plot_with_data_and_a_readable_bag(tmp_path, capsys):
     out = tmp_path / 'demo'
-    assert cli(['demo', 'widowx_bridge', '--task', 'lift_block', '--duration', '5',
-                '--out', str(out)]) == 0
+    assert (
+        cli(
+            ['demo', 'widowx_bridge', '--task', 'lift_block', '--duration', '5', '--out', str(out)]
+        )
+        == 0
+    )
     summary = last_json(capsys.readouterr().out)
     assert summary['policy'] == 'scripted' and summary['chunks'] > 10
     frames = [f for f in imageio.get_reader(summary['video'])]
@@ -33,50 +37,142 @@ def test_demo_writes_a_moving_video_a_plot_with_data_and_a_readable_bag(tmp_path
     assert summary['tracking_error_m']['median'] < 0.02
     with AnyReader([Path(summary['bag'])]) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
-    for topic in ('/camera/image_raw', '/instruction', '/openvla/action_chunk',
-                  '/openvla/safe_ee_target', '/wx250s/joint_states'):
+    for topic in (
+        '/camera/image_raw',
+        '/instruction',
+        '/openvla/action_chunk',
+        '/openvla/safe_ee_target',
+        '/wx250s/joint_states',
+    ):
         assert counts.get(topic, 0) > 0, f'{topic} not recorded: {counts}'
 
 
 def test_a_wrong_expert_is_reported_as_a_failed_episode(capsys):
-    code = cli(['evaluate', 'widowx_bridge', '--task', 'carrot_on_plate', '--episodes', '1',
-                '--place-offset', '0', '0.15', '0', '--json'])
+    code = cli(
+        [
+            'evaluate',
+            'widowx_bridge',
+            '--task',
+            'carrot_on_plate',
+            '--episodes',
+            '1',
+            '--place-offset',
+            '0',
+            '0.15',
+            '0',
+            '--json',
+        ]
+    )
     assert code == 0
     summary = last_json(capsys.readouterr().out)
     assert summary['episodes'] == 1 and summary['successes'] == 0
     assert summary['success_rate'] == 0.0 and summary['per_episode'][0]['success'] is False
 
 
-def test_expert_bags_feed_finetuning_and_the_adapter_runs_in_evaluate(tmp_path, capsys,
-                                                                      tiny_model_dir):
+def test_expert_bags_feed_finetuning_and_the_adapter_runs_in_evaluate(
+    tmp_path, capsys, tiny_model_dir
+):
     bags = tmp_path / 'bags'
-    assert cli(['evaluate', 'widowx_bridge', '--task', 'lift_block', '--episodes', '3',
-                '--record', str(bags), '--json']) == 0
+    assert (
+        cli(
+            [
+                'evaluate',
+                'widowx_bridge',
+                '--task',
+                'lift_block',
+                '--episodes',
+                '3',
+                '--record',
+                str(bags),
+                '--json',
+            ]
+        )
+        == 0
+    )
     expert = last_json(capsys.readouterr().out)
     assert expert['successes'] >= 2, expert
     recorded = sorted(bags.iterdir())
     assert len(recorded) == 3
 
     data = tmp_path / 'data'
-    assert cli(['record', '--bag', *map(str, recorded), '--out', str(data),
-                '--profile', 'widowx_bridge', '--json']) == 0
+    assert (
+        cli(
+            [
+                'record',
+                '--bag',
+                *map(str, recorded),
+                '--out',
+                str(data),
+                '--profile',
+                'widowx_bridge',
+                '--json',
+            ]
+        )
+        == 0
+    )
     dataset = last_json(capsys.readouterr().out)
     assert dataset['num_episodes'] == 3 and dataset['num_steps'] > 20
 
     run = tmp_path / 'run'
-    assert cli(['finetune', '--model', str(tiny_model_dir), '--data', str(data), '--out', str(run),
-                '--unnorm-key', 'sim_expert', '--steps', '8', '--batch-size', '2',
-                '--lora-rank', '8', '--lr', '5e-3', '--val-fraction', '0.34', '--save-every', '4',
-                '--json']) == 0
+    assert (
+        cli(
+            [
+                'finetune',
+                '--model',
+                str(tiny_model_dir),
+                '--data',
+                str(data),
+                '--out',
+                str(run),
+                '--unnorm-key',
+                'sim_expert',
+                '--steps',
+                '8',
+                '--batch-size',
+                '2',
+                '--lora-rank',
+                '8',
+                '--lr',
+                '5e-3',
+                '--val-fraction',
+                '0.34',
+                '--save-every',
+                '4',
+                '--json',
+            ]
+        )
+        == 0
+    )
     tuned = last_json(capsys.readouterr().out)
     before, after = tuned['initial_eval'], tuned['final_eval']
-    print(f'held-out action-token accuracy: before {before["accuracy"]:.3f}, '
-          f'after {after["accuracy"]:.3f} (tiny model, 8 steps)')
+    print(
+        f'held-out action-token accuracy: before {before["accuracy"]:.3f}, '
+        f'after {after["accuracy"]:.3f} (tiny model, 8 steps)'
+    )
     assert 0.0 <= before['accuracy'] <= 1.0 and 0.0 <= after['accuracy'] <= 1.0
     assert after['loss'] < before['loss'], (before, after)
 
-    assert cli(['evaluate', 'widowx_bridge', '--task', 'lift_block', '--episodes', '1',
-                '--policy', 'openvla', '--model', str(tiny_model_dir), '--adapter', str(run),
-                '--unnorm-key', 'sim_expert', '--json']) == 0
+    assert (
+        cli(
+            [
+                'evaluate',
+                'widowx_bridge',
+                '--task',
+                'lift_block',
+                '--episodes',
+                '1',
+                '--policy',
+                'openvla',
+                '--model',
+                str(tiny_model_dir),
+                '--adapter',
+                str(run),
+                '--unnorm-key',
+                'sim_expert',
+                '--json',
+            ]
+        )
+        == 0
+    )
     result = last_json(capsys.readouterr().out)
     assert result['episodes'] == 1 and result['policy'] == 'openvla'

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from openvla_ros.control.actions import (
+    apply_delta,
     BRIDGE_ACTION_HIGH,
     BRIDGE_ACTION_LOW,
-    GripperConvention,
-    apply_delta,
     delta_between,
     get_action_space,
     gripper_from_opening,
     gripper_to_opening,
+    GripperConvention,
 )
 
 

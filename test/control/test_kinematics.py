@@ -10,10 +10,10 @@ import pytest
 from openvla_ros.control.kinematics import (
     FRANKA_DH,
     FRANKA_FLANGE_D,
+    get_kinematics,
     IK_JOINT_LIMIT,
     IK_NON_FINITE,
     IK_VELOCITY_LIMIT,
-    get_kinematics,
     pose_error,
 )
 

@@ -11,7 +11,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from openvla_ros.control.config import SafetyConfig
-from openvla_ros.control.kinematics import IKResult, get_kinematics
+from openvla_ros.control.kinematics import get_kinematics, IKResult
 from openvla_ros.control.safety import SafetyMonitor, SafetyState
 
 LOW = np.array([0.1, -0.20, -0.01])

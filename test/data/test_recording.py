@@ -8,17 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_bags import INSTRUCTION, expected_actions, image_at, write_synthetic_bag
+from synthetic_bags import expected_actions, image_at, INSTRUCTION, write_synthetic_bag
 
 from openvla_ros.data import (
+    compute_action_statistics,
     Dataset,
     DatasetFormatError,
     EmptyDatasetError,
     MissingTopicError,
     NoImagesError,
-    RecordConfig,
-    compute_action_statistics,
     record_bags,
+    RecordConfig,
     write_dataset,
 )
 

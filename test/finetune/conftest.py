@@ -16,7 +16,7 @@ def recorded_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two episodes (two instructions, 12 steps each) recorded from MCAP bags."""
     from synthetic_bags import write_synthetic_bag
 
-    from openvla_ros.data import RecordConfig, record_bags, write_dataset
+    from openvla_ros.data import record_bags, RecordConfig, write_dataset
 
     root = tmp_path_factory.mktemp('recorded')
     bags = [
@@ -32,7 +32,7 @@ def overfit_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two steps (gripper closed, moving) of one recorded episode: small enough to overfit."""
     from synthetic_bags import write_synthetic_bag
 
-    from openvla_ros.data import Episode, RecordConfig, record_bags, write_dataset
+    from openvla_ros.data import Episode, record_bags, RecordConfig, write_dataset
 
     root = tmp_path_factory.mktemp('overfit')
     config = RecordConfig.from_profile('widowx_bridge')

@@ -11,12 +11,12 @@ import pytest
 
 from openvla_ros.data import Dataset, DatasetFormatError
 from openvla_ros.finetune import (
-    IGNORE_INDEX,
     FinetuneConfig,
     FinetuneError,
-    Trainer,
+    IGNORE_INDEX,
     latest_checkpoint,
     load_finetuned_policy,
+    Trainer,
 )
 from openvla_ros.model import ModelNotFoundError
 

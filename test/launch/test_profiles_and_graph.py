@@ -1,5 +1,7 @@
-"""The launch files' inputs, checked here without `launch`: every profile, executable, parameter and file
-the graph names exists, and every YAML key is a parameter its node declares, with the declared type."""
+"""The launch files' inputs, checked here without `launch`: every profile, executable, parameter
+and file
+the graph names exists, and every YAML key is a parameter its node declares, with the declared
+type."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 import rclpy
 
 from openvla_ros.graph import build_graph, GraphArgs, LAUNCH_ARGUMENTS
-from openvla_ros.profiles import load_profile, PROFILES, ProfileError
+from openvla_ros.profiles import load_profile, ProfileError, PROFILES
 from openvla_ros.runner import GraphRunner, to_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +29,9 @@ def console_scripts() -> set[str]:
 
 
 def cmake_executables() -> set[str]:
-    return set(re.findall(r'"(\w+):openvla_ros\.nodes\.\w+"', (ROOT / 'CMakeLists.txt').read_text()))
+    return set(
+        re.findall(r'"(\w+):openvla_ros\.nodes\.\w+"', (ROOT / 'CMakeLists.txt').read_text())
+    )
 
 
 @pytest.mark.parametrize('profile', PROFILES)
@@ -38,8 +42,9 @@ def test_every_profile_has_a_config_file_and_a_launch_file(profile):
 
 
 @pytest.mark.parametrize('profile', PROFILES)
-@pytest.mark.parametrize('sim,policy', [(False, 'openvla'), (True, 'openvla'), (True, 'scripted'),
-                                        (False, 'remote')])
+@pytest.mark.parametrize(
+    'sim,policy', [(False, 'openvla'), (True, 'openvla'), (True, 'scripted'), (False, 'remote')]
+)
 def test_every_executable_the_graph_names_is_installed_by_pip_and_by_colcon(profile, sim, policy):
     specs = build_graph(GraphArgs(profile=profile, sim=sim, policy=policy))
     for spec in specs:
@@ -58,8 +63,16 @@ def test_the_launch_arguments_match_the_graph_arguments():
         if a.choices:
             assert a.default in a.choices, a.name
     # the issue's required arguments
-    assert {'model', 'quantize', 'unnorm_key', 'camera_topic', 'robot_name', 'interface', 'sim',
-            'use_rviz'} <= names
+    assert {
+        'model',
+        'quantize',
+        'unnorm_key',
+        'camera_topic',
+        'robot_name',
+        'interface',
+        'sim',
+        'use_rviz',
+    } <= names
 
 
 def test_the_rviz_config_the_launch_uses_exists():
@@ -96,14 +109,15 @@ def test_every_yaml_key_is_a_declared_parameter_of_its_node_with_the_same_type(p
         for spec in runner.specs:
             node = runner._create(spec)
             try:
-                declared[spec.name] = {name: node.get_parameter(name).value
-                                       for name in node._parameters}
+                declared[spec.name] = {
+                    name: node.get_parameter(name).value for name in node._parameters
+                }
             finally:
                 getattr(node, 'close', lambda: None)()
                 node.destroy_node()
     finally:
         rclpy.try_shutdown(context=runner.context)
-    for node_name, params in prof.nodes.items():
+    for node_name in prof.nodes:
         flat = prof.node_params(node_name)
         for key in {k for k in flat if k in _own_keys(prof, node_name)}:
             assert key in declared[node_name], f'{profile}: {node_name}.{key} is not declared'

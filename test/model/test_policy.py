@@ -149,7 +149,7 @@ def test_quantized_loading_runs_on_cpu(tiny_dir: Path, mode: str) -> None:
 def test_lora_adapter_merged_and_unmerged_give_the_same_outputs(
     tiny_dir: Path, tmp_path: Path
 ) -> None:
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model, LoraConfig
     import torch
 
     from openvla_ros.model.loading import load_model

@@ -10,9 +10,9 @@ import torch
 from openvla_ros.model import constants as const
 from openvla_ros.model.errors import InvalidConfigError, InvalidInputError
 from openvla_ros.model.processor import (
+    center_crop_resize,
     ImageTransformConfig,
     OpenVLAProcessor,
-    center_crop_resize,
     to_pil_rgb,
 )
 

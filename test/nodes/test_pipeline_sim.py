@@ -1,4 +1,5 @@
-"""The whole stack in one process with real rclpy: policy -> limiter -> safety -> adapter -> simulator.
+"""The whole stack in one process with real rclpy: policy -> limiter -> safety -> adapter ->
+simulator.
 
 The graph is the one the launch files use (openvla_ros.graph), run by openvla_ros.runner with
 sim:=true. Fault injection: the camera is relayed by the test, so a stall is the relay stopping.
@@ -10,8 +11,8 @@ import time
 
 import numpy as np
 import pytest
-from ros_helpers import Probe, RELIABLE, wait_for
 from rclpy.qos import qos_profile_sensor_data
+from ros_helpers import Probe, RELIABLE, wait_for
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
@@ -51,8 +52,13 @@ class Relay(Probe):
 def start(policy: str, overrides=None, node_kwargs=None, task='lift_block'):
     args = GraphArgs(profile='widowx_bridge', sim=True, policy=policy, task=task)
     overrides = overrides or {}
-    sim = {'camera_topic': SIM_CAMERA, 'camera_rate': 10.0, 'image_width': 320,
-           'image_height': 240, **overrides.pop('sim', {})}
+    sim = {
+        'camera_topic': SIM_CAMERA,
+        'camera_rate': 10.0,
+        'image_width': 320,
+        'image_height': 240,
+        **overrides.pop('sim', {}),
+    }
     runner = GraphRunner(args, overrides={'sim': sim, **overrides}, node_kwargs=node_kwargs)
     runner.start()
     relay = runner.add_node(Relay, 'camera_relay')
@@ -96,8 +102,11 @@ def test_instruction_moves_the_simulated_arm_through_every_stage(scripted):
     wait_for(lambda: arm_q(probe) is not None, 20, 'simulated joint states')
     q0 = arm_q(probe)
     instruct(probe, 'pick up the red block')
-    wait_for(lambda: len(probe.messages('/wx250s/commands/joint_group')) >= 10, 30,
-             'adapter joint_group commands')
+    wait_for(
+        lambda: len(probe.messages('/wx250s/commands/joint_group')) >= 10,
+        30,
+        'adapter joint_group commands',
+    )
     wait_for(lambda: np.max(np.abs(arm_q(probe) - q0)) > 0.05, 30, 'the arm to move')
     chunk = probe.messages('/openvla/action_chunk')[0]
     assert chunk.model == 'scripted_expert' and chunk.action_space == 'bridge_orig'
@@ -154,8 +163,11 @@ def test_estop_halts_the_arm_within_one_control_period_and_reset_resumes(scripte
     wait_for(result.done, 5, 'reset answer')
     assert result.result().success is True
     probe.clear('/openvla/safe_ee_target')
-    wait_for(lambda: any(not m.hold for m in probe.messages('/openvla/safe_ee_target')), 15,
-             'motion to resume after reset')
+    wait_for(
+        lambda: any(not m.hold for m in probe.messages('/openvla/safe_ee_target')),
+        15,
+        'motion to resume after reset',
+    )
 
 
 def test_a_camera_stall_moves_the_monitor_to_hold_and_the_arm_stops(scripted):
@@ -164,21 +176,38 @@ def test_a_camera_stall_moves_the_monitor_to_hold_and_the_arm_stops(scripted):
     instruct(probe, 'pick up the red block')
     wait_for(lambda: len(probe.messages('/wx250s/commands/joint_group')) >= 10, 30, 'motion')
     relay.stalled = True
-    wait_for(lambda: state(probe) == SafetyStatus.STATE_HOLD and 'HALT_FOR_STALE_CAMERA' in
-             probe.messages('/openvla/safety_status')[-1].reasons, 5, 'HOLD for a stale camera')
+    wait_for(
+        lambda: (
+            state(probe) == SafetyStatus.STATE_HOLD
+            and 'HALT_FOR_STALE_CAMERA' in probe.messages('/openvla/safety_status')[-1].reasons
+        ),
+        5,
+        'HOLD for a stale camera',
+    )
     time.sleep(0.5)
     q_a = arm_q(probe)
     time.sleep(1.0)
     assert np.max(np.abs(arm_q(probe) - q_a)) < 0.01, 'the arm kept moving with a dead camera'
     relay.stalled = False
-    wait_for(lambda: state(probe) in (SafetyStatus.STATE_OK, SafetyStatus.STATE_LIMITED), 10,
-             'recovery when frames return')
+    wait_for(
+        lambda: state(probe) in (SafetyStatus.STATE_OK, SafetyStatus.STATE_LIMITED),
+        10,
+        'recovery when frames return',
+    )
 
 
 def test_the_tiny_openvla_model_drives_the_stack_and_an_empty_instruction_stops_it(tiny_model_dir):
-    runner, relay, probe = start('openvla', overrides={'policy_node': {
-        'model': str(tiny_model_dir), 'device': 'cpu', 'dtype': 'float32',
-        'max_image_age': 5.0}})
+    runner, relay, probe = start(
+        'openvla',
+        overrides={
+            'policy_node': {
+                'model': str(tiny_model_dir),
+                'device': 'cpu',
+                'dtype': 'float32',
+                'max_image_age': 5.0,
+            }
+        },
+    )
     try:
         wait_for(lambda: runner.nodes['policy_node']._backend is not None, 60, 'the tiny model')
         instruct(probe, 'put the spoon on the towel')

@@ -1,4 +1,4 @@
-"""policy_node with real rclpy: frames and instructions in, ActionChunks out; bad input never crashes it."""
+"""policy_node, real rclpy: frames and instructions in, ActionChunks out; bad input is harmless."""
 
 from __future__ import annotations
 

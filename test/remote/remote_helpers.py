@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from openvla_ros.remote.protocol import PolicyLike
-from openvla_ros.remote.server import ServerSettings, bind_socket, create_app
+from openvla_ros.remote.server import bind_socket, create_app, ServerSettings
 
 INSTRUCTIONS = ('pick up the cup', 'open the top drawer', 'put the spoon on the towel', 'wipe')
 

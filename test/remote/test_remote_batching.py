@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from remote_helpers import INSTRUCTIONS, images
+from remote_helpers import images, INSTRUCTIONS
 
 from openvla_ros.remote.batching import Batcher, QueueFullError
 from openvla_ros.remote.client import OpenVLAClient

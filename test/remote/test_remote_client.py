@@ -8,7 +8,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from remote_helpers import SlowPolicy, images
+from remote_helpers import images, SlowPolicy
 
 from openvla_ros.backends import BackendConfig, BackendResult, make_backend
 from openvla_ros.remote.client import (

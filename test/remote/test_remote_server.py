@@ -11,10 +11,10 @@ import json_numpy
 import numpy as np
 from PIL import Image
 import pytest
-from remote_helpers import INSTRUCTIONS, images
+from remote_helpers import images, INSTRUCTIONS
 
-from openvla_ros.remote.protocol import Limits, encode_array
-from openvla_ros.remote.server import ServerSettings, is_loopback
+from openvla_ros.remote.protocol import encode_array, Limits
+from openvla_ros.remote.server import is_loopback, ServerSettings
 
 
 def _official_post(url: str, payload: dict, **kwargs) -> httpx.Response:

@@ -8,7 +8,7 @@ import os
 os.environ.setdefault('MUJOCO_GL', 'egl')
 
 
-from openvla_ros.sim.expert import ScriptedExpert, apply_action  # noqa: E402
+from openvla_ros.sim.expert import apply_action, ScriptedExpert  # noqa: E402
 from openvla_ros.sim.world import SimWorld  # noqa: E402
 
 POLICY_DT = 0.2  # 5 Hz, like OpenVLA's WidowX evaluation

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 from sim_loop import get_control_kinematics, run_expert_episode  # noqa: E402
 
-from openvla_ros.sim import ScriptedExpert, SimWorld, apply_action  # noqa: E402
+from openvla_ros.sim import apply_action, ScriptedExpert, SimWorld  # noqa: E402
 
 needs_kinematics = pytest.mark.skipif(get_control_kinematics('wx250s') is None,
                                       reason='openvla_ros.control.kinematics not importable')

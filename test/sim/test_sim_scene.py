@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 from sim_loop import get_control_kinematics  # noqa: E402
 
-from openvla_ros.sim import OBJECTS, SimWorld, build_scene_xml, robot_spec  # noqa: E402
+from openvla_ros.sim import build_scene_xml, OBJECTS, robot_spec, SimWorld  # noqa: E402
 
 
 def _site_pose(model: mujoco.MjModel, data: mujoco.MjData, spec, q: np.ndarray) -> np.ndarray:

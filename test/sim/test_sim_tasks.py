@@ -9,7 +9,7 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from openvla_ros.sim import SimWorld, get_task, object_spec, robot_spec, task_names  # noqa: E402
+from openvla_ros.sim import get_task, object_spec, robot_spec, SimWorld, task_names  # noqa: E402
 
 CASES = [('carrot_on_plate', 'wx250s'), ('spoon_on_towel', 'wx250s'), ('lift_block', 'wx250s'),
          ('lift_block', 'panda'), ('lift_block', 'fr3')]
