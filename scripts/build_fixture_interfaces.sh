@@ -16,16 +16,16 @@ PY="$VENV/bin/python"
 FIXTURES="$ROOT/test/fixtures/interfaces"
 STAMPS="$VENV/.openvla_ros"
 log() { printf '[fixtures] %s\n' "$*"; }
+# shellcheck source=scripts/venv_cmake.sh
+. "$ROOT/scripts/venv_cmake.sh"
 
 SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-PYVER="$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
-export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
 
 # The hash covers every file of the package (sorted paths and contents), this script and requirements.txt.
 hash_of_pkg() {
   {
     (cd "$1" && find . -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum)
-    sha256sum "${BASH_SOURCE[0]}"
+    sha256sum "${BASH_SOURCE[0]}" "$ROOT/scripts/venv_cmake.sh"
     [ -f "$ROOT/requirements.txt" ] && sha256sum "$ROOT/requirements.txt"
   } | sed "s#  $ROOT/#  #" | sha256sum | cut -d' ' -f1
 }
@@ -40,18 +40,7 @@ for pkg in interbotix_xs_msgs franka_msgs control_msgs; do
     continue
   fi
   log "building $pkg with CMake"
-  BUILD="$VENV/build/fixture_$pkg"
-  rm -rf "$BUILD"; mkdir -p "$BUILD"
-  cmake -S "$src" -B "$BUILD" -Wno-dev \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_INSTALL_PREFIX="$VENV" \
-    -DCMAKE_PREFIX_PATH="$VENV" \
-    -DPython3_EXECUTABLE="$PY" \
-    -DPYTHON_INSTALL_DIR="lib/python$PYVER/site-packages" \
-    -DBUILD_TESTING=OFF > "$BUILD.log" 2>&1 \
-    && cmake --build "$BUILD" -j "$(nproc)" >> "$BUILD.log" 2>&1 \
-    && cmake --install "$BUILD" >> "$BUILD.log" 2>&1 \
-    || { tail -40 "$BUILD.log"; log "$pkg build failed: full log in $BUILD.log"; exit 1; }
+  venv_cmake_install "$VENV" "$src" "$VENV/build/fixture_$pkg" "$pkg" || exit 1
   # rosidl leaves an egg-info next to the generated module; pip would take it for an installed distribution.
   rm -rf "$SITE/$pkg"-*.egg-info
   mkdir -p "$STAMPS"; echo "$h" > "$STAMPS/$stamp"

@@ -12,6 +12,8 @@ VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 STAMPS="$VENV/.openvla_ros"
 log() { printf '[setup] %s\n' "$*"; }
+# shellcheck source=scripts/venv_cmake.sh
+. "$ROOT/scripts/venv_cmake.sh"
 
 # Stamp helpers: a step reruns only when the hash of its inputs changes.
 hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
@@ -42,7 +44,6 @@ fi
 # 3. the ROS wheels' CMake files name the wheel builder's Python paths; point them at this interpreter and venv.
 SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 PYINC="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
-PYVER="$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
 if ! is_done cmake_paths "$req_hash"; then
   log "rewriting the ROS wheels' CMake paths to $PYINC and $SITE"
   { grep -rlZ --include='*.cmake' -e "/opt/python/cp" "$VENV/share" 2>/dev/null || true; } \
@@ -53,24 +54,12 @@ if ! is_done cmake_paths "$req_hash"; then
 fi
 
 # 4. our interfaces (msg/*.msg) -> C/C++/Python type support installed into the venv prefix
-msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml" "$ROOT/requirements.txt")"
+msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml" "$ROOT/requirements.txt" \
+  "$ROOT/scripts/venv_cmake.sh")"
 if ! is_done interfaces "$msg_hash" || [ ! -d "$SITE/openvla_ros/msg" ]; then
   log "building the openvla_ros interfaces with CMake"
-  BUILD="$VENV/build/openvla_ros_interfaces"
-  rm -rf "$BUILD"; mkdir -p "$BUILD"
-  export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
-  # The venv's Python carries the ROS libraries on its library path; cmake's generators run it.
-  cmake -S "$ROOT" -B "$BUILD" -Wno-dev \
-    -DOPENVLA_ROS_INTERFACES_ONLY=ON \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_INSTALL_PREFIX="$VENV" \
-    -DCMAKE_PREFIX_PATH="$VENV" \
-    -DPython3_EXECUTABLE="$PY" \
-    -DPYTHON_INSTALL_DIR="lib/python$PYVER/site-packages" \
-    -DBUILD_TESTING=OFF > "$BUILD.log" 2>&1 \
-    && cmake --build "$BUILD" -j "$(nproc)" >> "$BUILD.log" 2>&1 \
-    && cmake --install "$BUILD" >> "$BUILD.log" 2>&1 \
-    || { tail -40 "$BUILD.log"; log "interface build failed: full log in $BUILD.log"; exit 1; }
+  venv_cmake_install "$VENV" "$ROOT" "$VENV/build/openvla_ros_interfaces" openvla_ros \
+    -DOPENVLA_ROS_INTERFACES_ONLY=ON || exit 1
   mark_done interfaces "$msg_hash"
 else
   log "interfaces unchanged: skipping CMake"

@@ -27,6 +27,7 @@ from openvla_ros.control import (
     LimiterConfig,
     SafetyState,
 )
+from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
 from openvla_ros.nodes._common import (
     declare_dataclass,
@@ -42,7 +43,7 @@ PARAMS = (
         'robot',
         'wx250s',
         'Kinematics model used to turn joint states into the start pose.',
-        choices=('wx250s', 'panda', 'fr3'),
+        choices=KNOWN_ARMS,
     ),
     Param('base_frame', 'base_link', 'frame_id of the published targets (the arm base frame).'),
     Param('control_rate', 20.0, 'Rate of end-effector targets [Hz].', low=1.0, high=1000.0),

@@ -25,9 +25,7 @@ from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
 import numpy as np
-import rclpy
 from rclpy.action import ActionClient
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
@@ -51,14 +49,15 @@ from openvla_ros.adapters import (
     TwistValues,
     zero_twist,
 )
+from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import EndEffectorTarget
-from openvla_ros.nodes._common import declare_params, diagnostic, Param
+from openvla_ros.nodes._common import declare_params, diagnostic, Param, run_node
 from openvla_ros.nodes._conversions import pose_to_matrix
 
 PARAMS = (
     Param('interface', 'xs_sdk', 'Driver interface the commands go to.', choices=INTERFACES),
     Param(
-        'robot', 'wx250s', 'Arm model (kinematics and limits).', choices=('fr3', 'panda', 'wx250s')
+        'robot', 'wx250s', 'Arm model (kinematics and limits).', choices=KNOWN_ARMS
     ),
     Param(
         'robot_name', '', 'Interbotix / ros2_control namespace of the driver topics; "" = robot.'
@@ -480,18 +479,7 @@ def _trajectory(values: JointTrajectoryValues) -> JointTrajectory:
 
 def main(args: list[str] | None = None) -> int:
     """Runs the node until Ctrl-C or shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ArmAdapterNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ArmAdapterNode, args)
 
 
 if __name__ == '__main__':

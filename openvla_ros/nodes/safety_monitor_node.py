@@ -27,6 +27,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from openvla_ros.control import get_kinematics, SafetyConfig, SafetyMonitor, SafetyState
+from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import EndEffectorTarget, PolicyStatus, SafetyStatus
 from openvla_ros.nodes._common import (
     declare_dataclass,
@@ -44,7 +45,7 @@ PARAMS = (
         'robot',
         'wx250s',
         'Kinematics model for the IK and joint-limit check.',
-        choices=('wx250s', 'panda', 'fr3'),
+        choices=KNOWN_ARMS,
     ),
     Param('base_frame', 'base_link', 'frame_id of the workspace box and the targets.'),
     Param(

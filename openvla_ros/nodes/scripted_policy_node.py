@@ -18,12 +18,13 @@ from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from openvla_ros.control import apply_delta
+from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, PolicyStatus
 from openvla_ros.nodes._common import declare_params, Param, run_node
 from openvla_ros.nodes._conversions import pose_to_matrix
 
 PARAMS = (
-    Param('robot', 'wx250s', 'Robot of the task.', choices=('wx250s', 'panda', 'fr3')),
+    Param('robot', 'wx250s', 'Robot of the task.', choices=KNOWN_ARMS),
     Param('task', 'carrot_on_plate', 'Simulator task the expert solves.'),
     Param('policy_rate', 5.0, 'Action rate [Hz]; chunk dt = 1/rate.', low=0.1, high=100.0),
     Param('chunk_size', 1, 'Actions per chunk.', low=1, high=50),

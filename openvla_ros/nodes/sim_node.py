@@ -31,17 +31,15 @@ from typing import Any, TypeVar
 
 from geometry_msgs.msg import PoseStamped
 import numpy as np
-import rclpy
 from rclpy.action import ActionServer
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
-from openvla_ros.control.kinematics import get_kinematics
-from openvla_ros.nodes._common import declare_params, Param
+from openvla_ros.control.kinematics import get_kinematics, KNOWN_ARMS
+from openvla_ros.nodes._common import declare_params, Param, run_node
 from openvla_ros.nodes._conversions import matrix_to_pose, pose_to_matrix
 from openvla_ros.nodes.arm_adapter_node import import_vendor
 
@@ -50,7 +48,7 @@ _DEFAULT_INTERFACE = {'wx250s': 'xs_sdk', 'panda': 'franka_impedance', 'fr3': 'f
 _BASE_FRAME = {'wx250s': 'wx250s/base_link', 'panda': 'panda_link0', 'fr3': 'fr3_link0'}
 
 PARAMS = (
-    Param('robot', 'wx250s', 'Simulated arm.', choices=('fr3', 'panda', 'wx250s')),
+    Param('robot', 'wx250s', 'Simulated arm.', choices=KNOWN_ARMS),
     Param(
         'robot_name',
         '',
@@ -440,18 +438,7 @@ class SimNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Runs the simulator until Ctrl-C or shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SimNode, args)
 
 
 if __name__ == '__main__':

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from openvla_ros.control.actions import apply_delta
 from openvla_ros.sim.scene import object_spec
 from openvla_ros.sim.tasks import get_task, Task
 
@@ -41,12 +42,8 @@ _SYMMETRY = {'block': math.pi / 2, 'carrot': math.pi, 'spoon': math.pi}
 
 
 def apply_action(target: np.ndarray, action: np.ndarray) -> np.ndarray:
-    """Apply one bridge_orig delta to a 4x4 target (the docs/design.md convention)."""
-    out = np.array(target, dtype=float, copy=True)
-    out[:3, 3] = out[:3, 3] + np.asarray(action[:3], float)
-    rot = Rotation.from_euler('xyz', np.asarray(action[3:6], float)).as_matrix()
-    out[:3, :3] = rot @ out[:3, :3]
-    return out
+    """Apply one bridge_orig delta to a 4x4 target (the control core's convention)."""
+    return apply_delta(target, action, 'bridge_orig')
 
 
 def _wrap_near(angle: float, ref: float, period: float) -> float:
