@@ -1,8 +1,8 @@
 """Policy backends: where the policy node gets its actions from (pure, no rclpy).
 
 A backend turns (RGB image, instruction) into a chunk of actions. ``local`` runs OpenVLA in this
-process
-(``openvla_ros.model``); ``remote`` asks an ``openvla-ros serve`` server (``openvla_ros.remote``).
+process (``openvla_ros.model``); ``remote`` asks an ``openvla-ros serve`` server
+(``openvla_ros.remote``).
 """
 
 from __future__ import annotations

@@ -2,9 +2,8 @@
 ``evaluate``.
 
 The graph is the launch files' graph (``openvla_ros.graph``) with ``sim:=true``, run in this
-process by
-``openvla_ros.runner``. The episode sends the task's instruction, watches the simulator's success
-predicate, and returns what happened; nothing here imports rclpy directly.
+process by ``openvla_ros.runner``. The episode sends the task's instruction, watches the
+simulator's success predicate, and returns what happened; nothing here imports rclpy directly.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """The node graph of one robot profile, defined once (pure, no rclpy, no launch).
 
 ``launch/*.launch.py`` turn it into ``launch_ros`` Node actions; ``openvla_ros.runner``
-instantiates the same
-nodes in one process (tests, ``openvla-ros demo``). Both start from ``GraphArgs`` — the launch
-arguments.
+instantiates the same nodes in one process (tests, ``openvla-ros demo``). Both start from
+``GraphArgs`` — the launch arguments.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Camera frames to RGB arrays, without cv_bridge.
 
 ROS ``sensor_msgs/Image`` data is converted exactly (no colour-space maths beyond channel order),
-so the policy
-sees the same pixels whether or not cv_bridge is installed. ``CompressedImage`` (JPEG/PNG) is
-decoded with OpenCV.
+so the policy sees the same pixels whether or not cv_bridge is installed. ``CompressedImage``
+(JPEG/PNG) is decoded with OpenCV.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Builds the launch description of a profile from the shared node graph (``openvla_ros.graph``).
 
 ``launch`` and ``launch_ros`` are imported inside the functions: they exist on ROS machines only,
-and the rest
-of the package must import without them.
+and the rest of the package must import without them.
 """
 
 from __future__ import annotations

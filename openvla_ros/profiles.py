@@ -2,10 +2,8 @@
 rclpy).
 
 A profile file is a ROS 2 parameter file: a ``/**`` section shared by every node and one section
-per node
-name. The launch files hand the same file to each node; ``load_profile`` reads it for the
-in-process runner
-and the CLI, flattening nested mappings into ROS's dotted parameter names
+per node name. The launch files hand the same file to each node; ``load_profile`` reads it for the
+in-process runner and the CLI, flattening nested mappings into ROS's dotted parameter names
 (``limiter.max_linear_velocity``).
 """
 

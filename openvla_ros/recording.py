@@ -1,10 +1,9 @@
 """rosbag2 (MCAP) recording without a ROS install, through ``rosbags`` (pure, no rclpy).
 
 The nodes hand over messages already serialized (CDR, as rclpy receives them with ``raw=True``), so
-a
-recording is byte-for-byte what went over DDS and any ROS 2 tool (``ros2 bag play``, Foxglove)
-reads it.
-Our own message types are registered from ``msg/*.msg`` so that the bag carries their definitions.
+a recording is byte-for-byte what went over DDS and any ROS 2 tool (``ros2 bag play``, Foxglove)
+reads it. Our own message types are registered from ``msg/*.msg`` so that the bag carries their
+definitions.
 """
 
 from __future__ import annotations

@@ -2,10 +2,8 @@
 takes.
 
 ``ArmAdapter`` does IK (``openvla_ros.control.kinematics``), checks joint limits after IK and maps
-the
-normalized gripper opening to the driver's units; ``openvla_ros.nodes.arm_adapter_node`` turns the
-resulting
-values into messages and action goals.
+the normalized gripper opening to the driver's units; ``openvla_ros.nodes.arm_adapter_node`` turns
+the resulting values into messages and action goals.
 """
 
 from __future__ import annotations

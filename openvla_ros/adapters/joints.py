@@ -1,10 +1,9 @@
 """End-effector pose -> arm joint positions, checked against the limits before anything is sent.
 
 The kinematics' IK already rejects solutions outside the URDF limits; the adapter checks again with
-its own
-margin (drivers such as Interbotix xs_sdk do not enforce limits themselves) and against the joint
-velocity
-limit over one control period, measured from the last command (where the arm was told to be).
+its own margin (drivers such as Interbotix xs_sdk do not enforce limits themselves) and against the
+joint velocity limit over one control period, measured from the last command (where the arm was
+told to be).
 """
 
 from __future__ import annotations

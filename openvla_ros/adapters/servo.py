@@ -2,8 +2,7 @@
 clipped.
 
 Servo integrates the twist itself and halts after its ``incoming_command_timeout`` (0.1 s), so the
-node
-republishes the twist faster than the policy rate; this function is what it republishes.
+node republishes the twist faster than the policy rate; this function is what it republishes.
 """
 
 from __future__ import annotations

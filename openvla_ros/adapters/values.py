@@ -2,8 +2,7 @@
 free).
 
 The node turns each of these into exactly one message or action goal; the field names follow the
-driver
-messages they become (``interbotix_xs_msgs/JointGroupCommand.cmd``,
+driver messages they become (``interbotix_xs_msgs/JointGroupCommand.cmd``,
 ``franka_msgs/action/Grasp.epsilon``...).
 """
 

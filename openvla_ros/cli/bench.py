@@ -11,10 +11,10 @@ Examples:
 
 Modes: `reference` runs transformers `generate` the way OpenVLA's README does; `fast` is our
 static-KV-cache greedy loop. Both run on the same weights and inputs in this process; `fast`
-reports
-its token agreement with `reference`. --pipeline adds what the ROS path costs on top of the model
-(image message in -> ActionChunk out, through a real policy node); --control adds the rate limiter,
-safety monitor and IK rates. Output: a Markdown table, and with --json one JSON object last.
+reports its token agreement with `reference`. --pipeline adds what the ROS path costs on top of the
+model (image message in -> ActionChunk out, through a real policy node); --control adds the rate
+limiter, safety monitor and IK rates. Output: a Markdown table, and with --json one JSON object
+last.
 """
 
 from __future__ import annotations

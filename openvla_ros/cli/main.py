@@ -1,8 +1,8 @@
 """``openvla-ros <verb>``: dispatches to one module per verb.
 
 Each verb module has ``add_arguments(parser)`` and ``main(args) -> int``; it is imported only when
-used, so
-``openvla-ros --help`` stays fast and a verb's heavy imports (torch, rclpy) never slow another.
+used, so ``openvla-ros --help`` stays fast and a verb's heavy imports (torch, rclpy) never slow
+another.
 
     openvla-ros make-tiny-model /tmp/tiny
     openvla-ros predict --model /tmp/tiny --image frame.png --instruction "put the spoon on the

@@ -354,9 +354,8 @@ class ArmKinematics:
            dt: float | None = None) -> IKResult:
         """Joint positions that put the TCP at ``target``, near ``seed``.
 
-        Tries the seed (the current joints) first, then ``extra_seeds``;
-        the first solution that passes
-        every check wins.
+        Tries the seed (the current joints) first, then ``extra_seeds``; the first solution that
+        passes every check wins.
 
         Args:
             target: (4, 4) desired TCP pose in the base frame.

@@ -1,11 +1,11 @@
 """Dataset steps -> training samples with OpenVLA's training-side tokenization, and batches.
 
-A sample is built as `RLDSBatchTransform` does: the prompt
-`In: What action should the robot take to {instruction}?\\nOut:` (BOS first, the bare "▁" token
-29871 last, exactly the ids inference uses), then the 7 action tokens, then EOS. Actions are
-normalized with the dataset's q01/q99 and mask (the gripper is not normalized), clipped to
-[-1, 1], digitized on 256 bins and mapped to `vocab - bin`. Labels are IGNORE_INDEX everywhere
-but the action tokens and EOS, so the loss covers only what the policy must predict.
+A sample is built as `RLDSBatchTransform` does: the prompt `In: What action should the robot take
+to {instruction}?\\nOut:` (BOS first, the bare "▁" token 29871 last, exactly the ids inference
+uses), then the 7 action tokens, then EOS. Actions are normalized with the dataset's q01/q99 and
+mask (the gripper is not normalized), clipped to [-1, 1], digitized on 256 bins and mapped to
+`vocab - bin`. Labels are IGNORE_INDEX everywhere but the action tokens and EOS, so the loss covers
+only what the policy must predict.
 """
 
 from __future__ import annotations

@@ -70,9 +70,8 @@ class ActionTokenizer:
         """Token ids -> normalized actions in [-1, 1] (float64), exactly as `predict_action`.
 
         Ids outside the action range are clipped to the nearest bin centre (`clip(vocab - id - 1,
-        0, 254)`),
-        so any id decodes: a text token decodes to +0.99609375 (the top bin), a padding-row id
-        (>= vocab_size) to -0.99609375 (the bottom bin).
+        0, 254)`), so any id decodes: a text token decodes to +0.99609375 (the top bin), a
+        padding-row id (>= vocab_size) to -0.99609375 (the bottom bin).
         """
         ids = np.asarray(token_ids, dtype=np.int64)
         discretized = np.clip(self.vocab_size - ids - 1, 0, self.bin_centers.shape[0] - 1)

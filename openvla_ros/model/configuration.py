@@ -24,12 +24,10 @@ class OpenVLAConfig:
     """Model configuration of an `OpenVLAForActionPrediction` checkpoint.
 
     Field names and defaults follow `configuration_prismatic.py` (`PrismaticConfig` +
-    `OpenVLAConfig`) for the
-    released `dinosiglip-vit-so-224px` + `llama2-7b-pure` model. `timm_model_kwargs` is ours: extra
-    keyword
-    arguments for `timm.create_model` (tiny test models shrink the real backbones with it); real
-    checkpoints
-    do not carry it and it defaults to no overrides.
+    `OpenVLAConfig`) for the released `dinosiglip-vit-so-224px` + `llama2-7b-pure` model.
+    `timm_model_kwargs` is ours: extra keyword arguments for `timm.create_model` (tiny test models
+    shrink the real backbones with it); real checkpoints do not carry it and it defaults to no
+    overrides.
     """
 
     vision_backbone_id: str = const.VISION_BACKBONE_ID

@@ -84,8 +84,8 @@ def penultimate_patch_tokens(vit: nn.Module, images: torch.Tensor) -> torch.Tens
     """Patch tokens after the second-to-last block, without prefix/register tokens or final norm.
 
     The same values as the official `get_intermediate_layers(x, n={len(blocks) - 2})`; the last
-    block is
-    skipped (`stop_early`), its parameters stay in the module so the checkpoint loads strictly.
+    block is skipped (`stop_early`), its parameters stay in the module so the checkpoint loads
+    strictly.
     """
     index = len(vit.blocks) - 2
     features = vit.forward_intermediates(
@@ -291,8 +291,7 @@ class OpenVLAForActionPrediction(nn.Module):
         """Prefill once, then `n_tokens - 1` single-token steps on a preallocated KV cache.
 
         Shapes stay fixed across steps (cache of length T + n_tokens, one token per step), so the
-        step
-        is ready for `torch.compile` / CUDA graphs.
+        step is ready for `torch.compile` / CUDA graphs.
         """
         lm = self.language_model
         batch, length, _ = inputs.inputs_embeds.shape

@@ -3,11 +3,10 @@
 Image: PIL RGB -> resize straight to 224x224 (torchvision functional resize on the PIL image,
     bicubic,
 antialias) -> center-crop 224 (a no-op) -> to tensor in [0, 1] -> per-backbone normalize -> the
-DINOv2 and
-SigLIP tensors stacked on channels, (6, 224, 224). The normalization constants come from the
-checkpoint's
-`preprocessor_config.json` (`tvf_normalize_params`), as the official processor does: the released
-`openvla-7b` stores bf16-rounded DINOv2 statistics there (e.g. mean 0.484375 rather than 0.485).
+DINOv2 and SigLIP tensors stacked on channels, (6, 224, 224). The normalization constants come from
+the checkpoint's `preprocessor_config.json` (`tvf_normalize_params`), as the official processor
+does: the released `openvla-7b` stores bf16-rounded DINOv2 statistics there (e.g. mean 0.484375
+rather than 0.485).
 
 Prompt: `"In: What action should the robot take to {instruction.lower()}?\\nOut:"`, Llama-2
     tokenized with
@@ -188,11 +187,10 @@ def center_crop_resize(
 
     A torch port of `experiments/robot`'s `crop_and_resize`, which runs `tf.image.crop_and_resize`
     (bilinear, box `[(1 - s) / 2, (1 - s) / 2, (1 + s) / 2, (1 + s) / 2]` with side `s =
-    sqrt(crop_scale)`)
-    on the image converted to float32 in [0, 1] (`x * (1 / 255)`), then converts back to uint8 with
-    `tf.image.convert_image_dtype(saturate=True)` (`trunc(clip(x, 0, 1) * 255.5)`). Everything is
-    computed
-    in float32 in the order of TF's CPU kernel (`crop_and_resize_op.cc`).
+    sqrt(crop_scale)`) on the image converted to float32 in [0, 1] (`x * (1 / 255)`), then converts
+    back to uint8 with `tf.image.convert_image_dtype(saturate=True)` (`trunc(clip(x, 0, 1) *
+    255.5)`). Everything is computed in float32 in the order of TF's CPU kernel
+    (`crop_and_resize_op.cc`).
 
     Raises:
         InvalidInputError: `crop_scale` is not in (0, 1].

@@ -94,9 +94,8 @@ def declare_dataclass(
 
     The dataclass stays the one source of truth for names, defaults and validation; the comment
     beside each field (units first) becomes the parameter description. A field without a default
-    (e.g.
-    the
-    workspace box) is declared without one: the profile must set it, or the node refuses to start.
+    (e.g. the workspace box) is declared without one: the profile must set it, or the node refuses
+    to start.
     """
     out: dict[str, Any] = {}
     comments = field_descriptions(cls)

@@ -2,12 +2,10 @@
 out.
 
 Owns the queue of future actions (``openvla_ros.control.ActionRateLimiter``): each delta is applied
-once, to
-the previous *target*, when its time comes; targets go out at ``control_rate``; with an empty queue
-the last
-target is held. The queue is dropped on an empty instruction and whenever the safety monitor holds
-or stops,
-and the target re-anchors on the measured pose after an e-stop or fault is reset.
+once, to the previous *target*, when its time comes; targets go out at ``control_rate``; with an
+empty queue the last target is held. The queue is dropped on an empty instruction and whenever the
+safety monitor holds or stops, and the target re-anchors on the measured pose after an e-stop or
+fault is reset.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """policy_node: camera + instruction -> OpenVLA -> ActionChunk.
 
 Keeps only the newest frame, runs inference on a worker thread (the executor never blocks), refuses
-frames
-older than ``max_image_age``, and stamps every chunk with the time of the image it came from. A bad
-frame, a
-model error or a non-finite action costs one step (logged, counted, in the status), never the node.
+frames older than ``max_image_age``, and stamps every chunk with the time of the image it came
+from. A bad frame, a model error or a non-finite action costs one step (logged, counted, in the
+status), never the node.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 It reads the simulator's true object poses, plans grasp and place motions
 (``openvla_ros.sim.expert.ScriptedExpert``) and publishes ``ActionChunk``s of ``bridge_orig``
-deltas
-on the same topic as the model, so its actions go through the rate limiter, the safety monitor, IK
-and the adapter like any other policy's. It needs ``sim:=true`` (true poses exist only there).
+deltas on the same topic as the model, so its actions go through the rate limiter, the safety
+monitor, IK and the adapter like any other policy's. It needs ``sim:=true`` (true poses exist only
+there).
 """
 
 from __future__ import annotations

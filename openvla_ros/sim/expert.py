@@ -216,10 +216,9 @@ class ScriptedExpert:
                      max_translation: float = MAX_DXYZ) -> np.ndarray:
         """The largest in-bounds step [dx,dy,dz,droll,dpitch,dyaw] from ``current`` to ``goal``.
 
-        Translation is scaled uniformly (straight line) to |d| <= ``max_translation`` per axis
-        (at most the Bridge bound 0.05); rotation is a
-        fraction of the geodesic of angle <= ``max_rotation`` whose xyz Euler angles are each
-        within 0.25 rad.
+        Translation is scaled uniformly (straight line) to |d| <= ``max_translation`` per axis (at
+        most the Bridge bound 0.05); rotation is a fraction of the geodesic of angle <=
+        ``max_rotation`` whose xyz Euler angles are each within 0.25 rad.
         """
         dp = goal[:3, 3] - current[:3, 3]
         m = float(np.max(np.abs(dp)))

@@ -1,6 +1,6 @@
 """The launch files' inputs, checked here without `launch`: every profile, executable, parameter
-and file
-the graph names exists, and every YAML key is a parameter its node declares, with the declared
+and file the graph names exists, and every YAML key is a parameter its node declares, with the
+declared
 type."""
 
 from __future__ import annotations
