@@ -20,6 +20,22 @@ hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 is_done() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
 mark_done() { mkdir -p "$STAMPS"; echo "$2" > "$STAMPS/$1"; }
 
+# 0. system tools and libraries: CMake and a C/C++ compiler build our interfaces; MuJoCo renders
+# offscreen through Mesa's EGL. Installed with apt-get where they are missing and we may (root).
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v c++ >/dev/null || missing+=(g++)
+ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' || missing+=(libegl1 libgl1-mesa-dri)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing system packages: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    log "missing system packages: ${missing[*]}; install them (e.g. sudo apt-get install ${missing[*]})"
+    exit 1
+  fi
+fi
+
 # 1. the virtual environment
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV with $($PYTHON --version)"

@@ -224,3 +224,44 @@ def test_the_tiny_openvla_model_drives_the_stack_and_an_empty_instruction_stops_
         assert all(t.hold for t in targets), 'the limiter should hold once the queue is empty'
     finally:
         runner.stop()
+
+
+def crash(runner: GraphRunner, name: str) -> None:
+    """Takes a node out of the running graph the way a crash would: it stops publishing."""
+    node = runner.nodes.pop(name)
+    runner.executor.remove_node(node)
+    getattr(node, 'close', lambda: None)()
+    node.destroy_node()
+
+
+def test_a_crashed_policy_leaves_the_arm_holding_its_last_target(scripted):
+    runner, relay, probe = scripted
+    wait_for(lambda: arm_q(probe) is not None, 20, 'simulated joint states')
+    instruct(probe, 'pick up the red block')
+    wait_for(lambda: len(probe.messages('/wx250s/commands/joint_group')) >= 10, 30, 'motion')
+    crash(runner, 'scripted_policy')
+    time.sleep(1.5)  # the queued actions play out, then the limiter holds
+    probe.clear('/openvla/ee_target')
+    time.sleep(1.0)
+    targets = probe.messages('/openvla/ee_target')
+    assert targets and all(t.hold for t in targets), 'the limiter kept moving without a policy'
+    q_a = arm_q(probe)
+    time.sleep(1.0)
+    assert np.max(np.abs(arm_q(probe) - q_a)) < 0.01, 'the arm kept moving without a policy'
+
+
+def test_a_crashed_rate_limiter_trips_the_command_watchdog_and_the_arm_holds(scripted):
+    runner, relay, probe = scripted
+    wait_for(lambda: arm_q(probe) is not None, 20, 'simulated joint states')
+    instruct(probe, 'pick up the red block')
+    wait_for(lambda: len(probe.messages('/wx250s/commands/joint_group')) >= 10, 30, 'motion')
+    crash(runner, 'action_limiter')
+    wait_for(lambda: 'HALT_FOR_STALE_COMMANDS' in probe.messages(
+        '/openvla/safety_status')[-1].reasons, 5, 'the command watchdog')
+    probe.clear('/openvla/safe_ee_target')
+    time.sleep(0.5)
+    held = probe.messages('/openvla/safe_ee_target')
+    assert held and all(t.hold for t in held)
+    q_a = arm_q(probe)
+    time.sleep(1.0)
+    assert np.max(np.abs(arm_q(probe) - q_a)) < 0.01, 'the arm kept moving without commands'
