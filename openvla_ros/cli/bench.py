@@ -8,6 +8,7 @@ Examples:
     openvla-ros bench --model openvla/openvla-7b --unnorm-key bridge_orig \\
         --device cuda --dtype bfloat16 --quantize 4bit
     openvla-ros bench --model /tmp/openvla-tiny --unnorm-key bridge_orig --pipeline --control
+    openvla-ros bench --model random-7b --unnorm-key bridge_orig --device cuda --dtype bfloat16
 
 Modes: `reference` runs transformers `generate` the way OpenVLA's README does; `fast` is our
 static-KV-cache greedy loop. Both run on the same weights and inputs in this process; `fast`
@@ -27,7 +28,9 @@ __all__ = ['add_arguments', 'main']
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--model', required=True, help='checkpoint directory or hub id')
+    parser.add_argument('--model', required=True,
+                        help='checkpoint directory or hub id, or random-7b / random-tiny: random '
+                             'weights of that size built on the device (no download)')
     parser.add_argument('--unnorm-key', default=None, help='dataset statistics key')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]'")
     parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16', 'float16'))
@@ -76,11 +79,15 @@ def main(args: argparse.Namespace) -> int:
     )
     from openvla_ros.model.errors import OpenVLAError  # noqa: PLC0415
     from openvla_ros.model.policy import OpenVLAPolicy  # noqa: PLC0415
+    from openvla_ros.model.synthetic import random_policy  # noqa: PLC0415
 
     try:
-        policy = OpenVLAPolicy.load(
-            args.model, device=args.device, dtype=args.dtype, quantize=args.quantize
-        )
+        if args.model.startswith('random-'):
+            policy = random_policy(args.model.removeprefix('random-'), device=args.device,
+                                   dtype=args.dtype, quantize=args.quantize)
+        else:
+            policy = OpenVLAPolicy.load(args.model, device=args.device, dtype=args.dtype,
+                                        quantize=args.quantize)
         key = policy.resolve_unnorm_key(args.unnorm_key)
     except (OpenVLAError, ValueError) as exc:
         print(f'openvla-ros bench: {exc}', file=sys.stderr)
