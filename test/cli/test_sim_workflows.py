@@ -176,3 +176,12 @@ def test_expert_bags_feed_finetuning_and_the_adapter_runs_in_evaluate(
     )
     result = last_json(capsys.readouterr().out)
     assert result['episodes'] == 1 and result['policy'] == 'openvla'
+
+
+def test_the_franka_profile_lifts_the_block_through_the_impedance_adapter(capsys):
+    """FR3 in simulation: equilibrium_pose targets and franka_gripper actions, end to end."""
+    assert cli(['evaluate', 'franka_tabletop', '--task', 'lift_block', '--episodes', '1',
+                '--json']) == 0
+    summary = last_json(capsys.readouterr().out)
+    assert summary['successes'] == 1, summary
+    assert summary['rejected'] == 0
