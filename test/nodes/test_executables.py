@@ -1,0 +1,72 @@
+"""The installed node executables, as `ros2 run` / `ros2 launch` start them: separate processes,
+the profile YAML parsed by rcl's own parameter-file parser, and a clean exit on SIGINT."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+import rclpy
+from ros_helpers import Probe, wait_for
+
+from openvla_ros.msg import EndEffectorTarget, SafetyStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.prefix) / 'bin'
+
+
+def start(executable: str, name: str, profile: str = 'widowx_bridge') -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / executable), '--ros-args', '-r', f'__node:={name}',
+         '--params-file', str(ROOT / 'config' / f'{profile}.yaml'),
+         '-r', 'joint_states:=/wx250s/joint_states'],
+        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture
+def probe():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = Probe('exe_probe', context=context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: [executor.spin_once(timeout_sec=0.05)
+                                              for _ in iter(stop.is_set, True)], daemon=True)
+    thread.start()
+    yield node
+    stop.set()
+    thread.join(5)
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+@pytest.mark.parametrize('profile', ['widowx_bridge', 'franka_tabletop', 'franka_droid'])
+def test_the_safety_monitor_and_limiter_start_from_the_profile_yaml_and_exit_cleanly(probe,
+                                                                                   profile):
+    probe.listen(SafetyStatus, '/openvla/safety_status')
+    probe.listen(EndEffectorTarget, '/openvla/ee_target')
+    processes = [start('safety_monitor', 'safety_monitor', profile),
+                 start('action_limiter', 'action_limiter', profile)]
+    try:
+        wait_for(lambda: len(probe.messages('/openvla/safety_status')) >= 3, 30,
+                 'SafetyStatus from the safety_monitor process')
+        status = probe.messages('/openvla/safety_status')[-1]
+        # no joint states yet: nothing to hold, nothing may move
+        assert status.state == SafetyStatus.STATE_HOLD
+        assert list(status.reasons) == ['HALT_FOR_NO_REFERENCE']
+        assert probe.messages('/openvla/ee_target') == []  # the limiter waits for a pose too
+        for p in processes:
+            assert p.poll() is None, p.stdout.read()
+    finally:
+        for p in processes:
+            p.send_signal(signal.SIGINT)
+        outputs = [p.communicate(timeout=20)[0] for p in processes]
+    for p, out in zip(processes, outputs):
+        assert p.returncode == 0, out[-2000:]
