@@ -26,9 +26,11 @@ __all__ = [
     'stamp_to_sec',
 ]
 
-# The e-stop must never be lost: reliable, and latched for late joiners.
+# The e-stop subscription: reliable, so that no e-stop message is dropped, and volatile, so that
+# every reliable publisher matches it: `ros2 topic pub` (volatile) and latched e-stop buttons
+# (transient local) alike. A transient-local subscription would refuse volatile publishers.
 ESTOP_QOS = QoSProfile(
-    depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
 )
 
 _TYPES = {

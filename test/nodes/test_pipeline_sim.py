@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from ros_helpers import Probe, RELIABLE, wait_for
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
@@ -20,7 +20,6 @@ from std_srvs.srv import Trigger
 from openvla_ros.control import get_kinematics
 from openvla_ros.graph import GraphArgs
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
-from openvla_ros.nodes._common import ESTOP_QOS
 from openvla_ros.nodes._conversions import joint_positions, pose_to_matrix
 from openvla_ros.profiles import load_profile
 from openvla_ros.runner import GraphRunner
@@ -29,6 +28,9 @@ interbotix = pytest.importorskip(
     'interbotix_xs_msgs.msg', reason='interbotix_xs_msgs fixture not built (scripts/setup_venv.sh)'
 )
 
+# What `ros2 topic pub` offers by default (reliable, volatile): the e-stop must work from it.
+ROS2_TOPIC_PUB_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.VOLATILE)
 SIM_CAMERA = '/sim/camera/image_raw'
 CAMERA = '/camera/image_raw'
 KIN = get_kinematics('wx250s')
@@ -140,7 +142,7 @@ def test_estop_halts_the_arm_within_one_control_period_and_reset_resumes(scripte
     wait_for(lambda: len(probe.messages('/wx250s/commands/joint_group')) >= 10, 30, 'motion')
     period = 1.0 / load_profile('widowx_bridge').get('control_rate')
     t_estop = time.monotonic()
-    probe.publish(Bool, '/openvla/estop', Bool(data=True), ESTOP_QOS)
+    probe.publish(Bool, '/openvla/estop', Bool(data=True), ROS2_TOPIC_PUB_QOS)
     wait_for(lambda: state(probe) == SafetyStatus.STATE_ESTOP, 5, 'ESTOP state')
     holds = [(t, m) for t, m in probe.stamped('/openvla/safe_ee_target') if t > t_estop and m.hold]
     assert holds and holds[0][0] - t_estop <= period + 0.05, 'first hold later than one period'
@@ -157,7 +159,7 @@ def test_estop_halts_the_arm_within_one_control_period_and_reset_resumes(scripte
     result = client.call_async(Trigger.Request())
     wait_for(result.done, 5, 'reset answer')
     assert result.result().success is False
-    probe.publish(Bool, '/openvla/estop', Bool(data=False), ESTOP_QOS)
+    probe.publish(Bool, '/openvla/estop', Bool(data=False), ROS2_TOPIC_PUB_QOS)
     time.sleep(0.2)
     result = client.call_async(Trigger.Request())
     wait_for(result.done, 5, 'reset answer')
