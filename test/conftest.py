@@ -27,3 +27,14 @@ def tiny_model_dir(tmp_path_factory):
     from openvla_ros.model.tiny import make_tiny_model  # noqa: PLC0415
 
     return make_tiny_model(tmp_path_factory.mktemp('tiny_openvla') / 'model', seed=0)
+
+
+@pytest.fixture
+def ros_context():
+    """A private rclpy Context for one test (real DDS), shut down afterwards."""
+    import rclpy  # noqa: PLC0415
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.try_shutdown(context=context)

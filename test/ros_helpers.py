@@ -15,6 +15,14 @@ from sensor_msgs.msg import Image
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
 
+def vendor(module: str):
+    """A vendor message module (built as a fixture by scripts/setup_venv.sh), or skip with why."""
+    import pytest  # noqa: PLC0415
+
+    return pytest.importorskip(module, reason=f'{module.split(".")[0]} fixture not built: run '
+                               'scripts/build_fixture_interfaces.sh .venv')
+
+
 def wait_for(
     predicate: Callable[[], bool], timeout: float, what: str, period: float = 0.02
 ) -> None:

@@ -5,20 +5,11 @@ from __future__ import annotations
 import math
 import threading
 
-import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, PolicyStatus, SafetyStatus
-
-
-@pytest.fixture
-def ros_context():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
 
 
 def round_trip(context, msg_type, msg, timeout: float = 10.0):

@@ -49,10 +49,42 @@ from openvla_ros.adapters import (
     TwistValues,
     zero_twist,
 )
+from openvla_ros.adapters.topics import (
+    arm_trajectory_topic,
+    gripper_trajectory_topic,
+    xs_sdk_topics,
+)
 from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import EndEffectorTarget
 from openvla_ros.nodes._common import declare_params, diagnostic, Param, run_node
 from openvla_ros.nodes._conversions import pose_to_matrix
+
+# Where the driver listens; the simulator serves the same topics with the same parameters.
+DRIVER_TOPIC_PARAMS = (
+    Param(
+        'arm_trajectory_topic',
+        '',
+        'ros2_control / franka_jtc: arm JointTrajectory topic; "" = '
+        '/<robot_name>/arm_controller/joint_trajectory (ros2_control) or '
+        '/<robot>_arm_controller/joint_trajectory (franka_jtc).',
+    ),
+    Param(
+        'gripper_trajectory_topic',
+        '',
+        'ros2_control: gripper JointTrajectory topic; "" = '
+        '/<robot_name>/gripper_controller/joint_trajectory.',
+    ),
+    Param(
+        'equilibrium_pose_topic',
+        '/cartesian_impedance_example_controller/equilibrium_pose',
+        'franka_impedance: PoseStamped target of the impedance controller.',
+    ),
+    Param(
+        'franka_gripper_namespace',
+        '/franka_gripper',
+        'franka_*: namespace of the gripper actions (older releases: /<arm_id>_gripper).',
+    ),
+)
 
 PARAMS = (
     Param('interface', 'xs_sdk', 'Driver interface the commands go to.', choices=INTERFACES),
@@ -99,30 +131,7 @@ PARAMS = (
     Param(
         'gripper_pwm', 250.0, '[pwm] xs_sdk gripper effort: +open, -close.', low=1.0, high=885.0
     ),
-    Param(
-        'arm_trajectory_topic',
-        '',
-        'ros2_control / franka_jtc: arm JointTrajectory topic; "" = '
-        '/<robot_name>/arm_controller/joint_trajectory (ros2_control) or '
-        '/<robot>_arm_controller/joint_trajectory (franka_jtc).',
-    ),
-    Param(
-        'gripper_trajectory_topic',
-        '',
-        'ros2_control: gripper JointTrajectory topic; "" = '
-        '/<robot_name>/gripper_controller/joint_trajectory.',
-    ),
     Param('finger_joint', 'left_finger', 'ros2_control: gripper controller joint.'),
-    Param(
-        'equilibrium_pose_topic',
-        '/cartesian_impedance_example_controller/equilibrium_pose',
-        'franka_impedance: PoseStamped target of the impedance controller.',
-    ),
-    Param(
-        'franka_gripper_namespace',
-        '/franka_gripper',
-        'franka_*: namespace of the gripper actions (older releases: /<arm_id>_gripper).',
-    ),
     Param(
         'franka_gripper_interface',
         'franka_actions',
@@ -166,6 +175,7 @@ PARAMS = (
         low=0.0,
         high=60.0,
     ),
+    *DRIVER_TOPIC_PARAMS,
 )
 
 _OK = 0  # diagnostic_msgs/DiagnosticStatus levels
@@ -250,25 +260,21 @@ class ArmAdapterNode(Node):
 
     def _create_outputs(self) -> None:
         p = self.params
-        ns = f'/{self.robot_name}'
         if self.interface == 'xs_sdk':
             msgs = import_vendor('interbotix_xs_msgs.msg')
-            self._arm_pub = self.create_publisher(
-                msgs.JointGroupCommand, f'{ns}/commands/joint_group', 10
-            )
-            self._gripper_pub = self.create_publisher(
-                msgs.JointSingleCommand, f'{ns}/commands/joint_single', 10
-            )
+            group_topic, single_topic = xs_sdk_topics(self.robot_name)
+            self._arm_pub = self.create_publisher(msgs.JointGroupCommand, group_topic, 10)
+            self._gripper_pub = self.create_publisher(msgs.JointSingleCommand, single_topic, 10)
         elif self.interface == 'ros2_control':
-            arm_topic = p['arm_trajectory_topic'] or f'{ns}/arm_controller/joint_trajectory'
-            grip_topic = (
-                p['gripper_trajectory_topic'] or f'{ns}/gripper_controller/joint_trajectory'
+            arm_topic = arm_trajectory_topic(
+                'ros2_control', self.robot, self.robot_name, p['arm_trajectory_topic']
             )
+            grip_topic = gripper_trajectory_topic(self.robot_name, p['gripper_trajectory_topic'])
             self._arm_pub = self.create_publisher(JointTrajectory, arm_topic, 10)
             self._gripper_pub = self.create_publisher(JointTrajectory, grip_topic, 10)
         elif self.interface == 'franka_jtc':
-            arm_topic = (
-                p['arm_trajectory_topic'] or f'/{self.robot}_arm_controller/joint_trajectory'
+            arm_topic = arm_trajectory_topic(
+                'franka_jtc', self.robot, self.robot_name, p['arm_trajectory_topic']
             )
             self._arm_pub = self.create_publisher(JointTrajectory, arm_topic, 10)
         elif self.interface == 'franka_impedance':

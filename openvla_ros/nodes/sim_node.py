@@ -38,10 +38,15 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
+from openvla_ros.adapters.topics import (
+    arm_trajectory_topic,
+    gripper_trajectory_topic,
+    xs_sdk_topics,
+)
 from openvla_ros.control.kinematics import get_kinematics, KNOWN_ARMS
 from openvla_ros.nodes._common import declare_params, Param, run_node
 from openvla_ros.nodes._conversions import matrix_to_pose, pose_to_matrix
-from openvla_ros.nodes.arm_adapter_node import import_vendor
+from openvla_ros.nodes.arm_adapter_node import DRIVER_TOPIC_PARAMS, import_vendor
 
 SIM_INTERFACES = ('franka_impedance', 'franka_jtc', 'ros2_control', 'xs_sdk')
 _DEFAULT_INTERFACE = {'wx250s': 'xs_sdk', 'panda': 'franka_impedance', 'fr3': 'franka_impedance'}
@@ -91,16 +96,7 @@ PARAMS = (
     ),
     Param('joint_states_topic', '', 'joint_states topic; "" = /<robot_name>/joint_states.'),
     Param('base_frame', '', 'frame_id of poses; "" = wx250s/base_link, panda_link0 or fr3_link0.'),
-    Param(
-        'arm_trajectory_topic', '', 'ros2_control / franka_jtc arm topic; "" = the driver default.'
-    ),
-    Param('gripper_trajectory_topic', '', 'ros2_control gripper topic; "" = the driver default.'),
-    Param(
-        'equilibrium_pose_topic',
-        '/cartesian_impedance_example_controller/equilibrium_pose',
-        'franka_impedance: PoseStamped target.',
-    ),
-    Param('franka_gripper_namespace', '/franka_gripper', 'franka_*: gripper action namespace.'),
+    *DRIVER_TOPIC_PARAMS,
 )
 
 
@@ -148,7 +144,7 @@ class SimNode(Node):
         self.camera_info_pub = self.create_publisher(
             CameraInfo, camera_topic.rsplit('/', 1)[0] + '/camera_info', qos_profile_sensor_data
         )
-        self._create_inputs(ns)
+        self._create_inputs()
         self._timers.append(
             self.create_timer(1.0 / float(p['update_rate']), self.on_physics_timer)
         )
@@ -173,33 +169,36 @@ class SimNode(Node):
         n = max(1, int(round(1.0 / (update_rate * self.world.physics_dt))))
         return n * self.world.physics_dt
 
-    def _create_inputs(self, ns: str) -> None:
+    def _create_inputs(self) -> None:
         p = self.params
         if self.interface == 'xs_sdk':
             msgs = import_vendor('interbotix_xs_msgs.msg')
+            group_topic, single_topic = xs_sdk_topics(self.robot_name)
+            self.create_subscription(msgs.JointGroupCommand, group_topic, self.on_joint_group, 10)
             self.create_subscription(
-                msgs.JointGroupCommand, f'{ns}/commands/joint_group', self.on_joint_group, 10
-            )
-            self.create_subscription(
-                msgs.JointSingleCommand, f'{ns}/commands/joint_single', self.on_joint_single, 10
+                msgs.JointSingleCommand, single_topic, self.on_joint_single, 10
             )
         elif self.interface == 'ros2_control':
             self.create_subscription(
                 JointTrajectory,
-                p['arm_trajectory_topic'] or f'{ns}/arm_controller/joint_trajectory',
+                arm_trajectory_topic(
+                    'ros2_control', self.robot, self.robot_name, p['arm_trajectory_topic']
+                ),
                 self.on_arm_trajectory,
                 10,
             )
             self.create_subscription(
                 JointTrajectory,
-                p['gripper_trajectory_topic'] or f'{ns}/gripper_controller/joint_trajectory',
+                gripper_trajectory_topic(self.robot_name, p['gripper_trajectory_topic']),
                 self.on_gripper_trajectory,
                 10,
             )
         elif self.interface == 'franka_jtc':
             self.create_subscription(
                 JointTrajectory,
-                p['arm_trajectory_topic'] or f'/{self.robot}_arm_controller/joint_trajectory',
+                arm_trajectory_topic(
+                    'franka_jtc', self.robot, self.robot_name, p['arm_trajectory_topic']
+                ),
                 self.on_arm_trajectory,
                 10,
             )

@@ -15,6 +15,7 @@ import rclpy
 from rclpy.action import ActionServer
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
+from ros_helpers import vendor
 
 from openvla_ros.control.kinematics import get_kinematics
 from openvla_ros.msg import EndEffectorTarget
@@ -23,19 +24,6 @@ from openvla_ros.nodes._conversions import matrix_to_pose
 WX_Q = np.array([0.0, -0.5, 0.6, 0.0, 0.8, 0.0])
 FR3_Q = np.array([0.0, -math.pi / 4, 0.0, -3 * math.pi / 4, 0.0, math.pi / 2, math.pi / 4])
 TIMEOUT = 10.0
-
-
-def vendor(module: str):
-    return pytest.importorskip(module, reason=f'{module.split(".")[0]} fixture not built: run '
-                               'scripts/build_fixture_interfaces.sh .venv')
-
-
-@pytest.fixture
-def ros_context():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
 
 
 class Harness:

@@ -13,24 +13,12 @@ from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from ros_helpers import vendor
 
 from openvla_ros.control.kinematics import get_kinematics
 from openvla_ros.nodes._conversions import matrix_to_pose
 
 TIMEOUT = 15.0
-
-
-def vendor(module: str):
-    return pytest.importorskip(module, reason=f'{module.split(".")[0]} fixture not built: run '
-                               'scripts/build_fixture_interfaces.sh .venv')
-
-
-@pytest.fixture
-def ros_context():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
 
 
 @pytest.fixture
