@@ -20,7 +20,8 @@ def test_interbotix_and_ros2_control_topics_live_under_the_robot_name():
 
 
 def test_franka_jtc_uses_the_arm_model_prefix_and_overrides_win():
-    assert arm_trajectory_topic('franka_jtc', 'fr3', 'fr3') == '/fr3_arm_controller/joint_trajectory'
+    topic = arm_trajectory_topic('franka_jtc', 'fr3', 'fr3')
+    assert topic == '/fr3_arm_controller/joint_trajectory'
     assert arm_trajectory_topic('franka_jtc', 'panda', 'x', '/custom') == '/custom'
     assert gripper_trajectory_topic('wx250s', '/g') == '/g'
 
