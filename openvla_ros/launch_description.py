@@ -14,6 +14,27 @@ __all__ = ['generate_profile_launch_description']
 PACKAGE = 'openvla_ros'
 
 
+def robot_description(robot: str, base_frame: str) -> str:
+    """The URDF of a simulated arm, built from the same kinematics the control core uses."""
+    from openvla_ros.control.kinematics import get_kinematics  # noqa: PLC0415
+    from openvla_ros.control.urdf import urdf_from_kinematics  # noqa: PLC0415
+
+    return urdf_from_kinematics(get_kinematics(robot), base_link=base_frame)
+
+
+def rviz_config(robot_name: str) -> str:
+    """rviz/openvla.rviz with the robot description topic of this robot, as a temporary file."""
+    import tempfile  # noqa: PLC0415
+
+    from openvla_ros.profiles import share_dir  # noqa: PLC0415
+
+    text = (share_dir() / 'rviz' / 'openvla.rviz').read_text()
+    text = text.replace('/wx250s/robot_description', f'/{robot_name}/robot_description')
+    with tempfile.NamedTemporaryFile('w', suffix='.rviz', prefix='openvla_', delete=False) as f:
+        f.write(text)
+    return f.name
+
+
 def _launch_setup(context, profile: str):
     from launch.substitutions import LaunchConfiguration, PathJoinSubstitution  # noqa: PLC0415
     from launch_ros.actions import Node  # noqa: PLC0415
@@ -35,16 +56,29 @@ def _launch_setup(context, profile: str):
                 remappings=list(spec.remappings),
             )
         )
+    prof = load_profile(profile)
+    robot, base_frame = str(prof.get('robot')), str(prof.get('base_frame'))
+    robot_name = args.robot_name or robot
+    if args.sim:
+        # The simulator has no vendor description: publish one built from the kinematics, so
+        # rviz shows the arm and TF has its links (joint_states come from the sim node).
+        actions.append(
+            Node(
+                package='robot_state_publisher',
+                executable='robot_state_publisher',
+                namespace=robot_name,
+                output='log',
+                parameters=[{'robot_description': robot_description(robot, base_frame)}],
+            )
+        )
     if args.use_rviz:
-        rviz_config = PathJoinSubstitution([FindPackageShare(PACKAGE), 'rviz', 'openvla.rviz'])
-        base_frame = str(load_profile(profile).get('base_frame'))
         actions.append(
             Node(
                 package='rviz2',
                 executable='rviz2',
                 name='rviz2',
                 output='log',
-                arguments=['-d', rviz_config, '-f', base_frame],
+                arguments=['-d', rviz_config(robot_name), '-f', base_frame],
             )
         )
     return actions

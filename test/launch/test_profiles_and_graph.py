@@ -134,3 +134,23 @@ def _own_keys(prof, node_name: str) -> set[str]:
 
     _flatten('', prof.nodes[node_name], out)
     return set(out)
+
+
+@pytest.mark.parametrize('profile', PROFILES)
+def test_sim_launches_get_a_robot_description_and_an_rviz_layout_for_their_robot(profile):
+    import xml.etree.ElementTree as ET  # noqa: PLC0415
+
+    from openvla_ros.control.kinematics import get_kinematics  # noqa: PLC0415
+    from openvla_ros.launch_description import robot_description, rviz_config  # noqa: PLC0415
+
+    prof = load_profile(profile)
+    robot, base = str(prof.get('robot')), str(prof.get('base_frame'))
+    root = ET.fromstring(robot_description(robot, base).split('?>', 1)[1])
+    assert root.find('link').get('name') == base
+    revolute = [j.get('name') for j in root.findall('joint') if j.get('type') == 'revolute']
+    assert revolute == list(get_kinematics(robot).joint_names)
+    path = Path(rviz_config(robot))
+    try:
+        assert f'Value: /{robot}/robot_description' in path.read_text()
+    finally:
+        path.unlink()
