@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from openvla_ros.cli._model_args import add_model_arguments
+
 PROFILES = ('widowx_bridge', 'franka_tabletop', 'franka_droid')
 
 
@@ -25,9 +27,7 @@ def add_episode_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument('--adapter', default='', help='LoRA adapter directory')
     parser.add_argument('--unnorm-key', default='', help='dataset statistics key')
-    parser.add_argument('--device', default='cpu', help='torch device (cpu, cuda)')
-    parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16', 'float16'))
-    parser.add_argument('--quantize', default='none', choices=('none', '8bit', '4bit'))
+    add_model_arguments(parser)
     parser.add_argument(
         '--server-url', default='http://127.0.0.1:8000', help='policy server (--policy remote)'
     )

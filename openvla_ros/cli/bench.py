@@ -24,6 +24,8 @@ import argparse
 import json
 import sys
 
+from openvla_ros.cli._model_args import add_model_arguments
+
 __all__ = ['add_arguments', 'main']
 
 
@@ -32,9 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='checkpoint directory or hub id, or random-7b / random-tiny: random '
                              'weights of that size built on the device (no download)')
     parser.add_argument('--unnorm-key', default=None, help='dataset statistics key')
-    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]'")
-    parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16', 'float16'))
-    parser.add_argument('--quantize', default='none', choices=('none', '8bit', '4bit'))
+    add_model_arguments(parser)
     parser.add_argument(
         '--modes',
         default='reference,fast',

@@ -23,6 +23,8 @@ import json
 from pathlib import Path
 import sys
 
+from openvla_ros.cli._model_args import add_inference_arguments, add_model_arguments
+
 __all__ = ['add_arguments', 'main']
 
 
@@ -34,33 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--unnorm-key', default=None, help='dataset statistics key (e.g. bridge_orig)'
     )
-    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]' (default: cpu)")
-    parser.add_argument(
-        '--dtype',
-        default='float32',
-        choices=('float32', 'bfloat16', 'float16'),
-        help='compute dtype',
-    )
-    parser.add_argument(
-        '--quantize',
-        default='none',
-        choices=('none', '8bit', '4bit'),
-        help='bitsandbytes quantization',
-    )
-    parser.add_argument(
-        '--adapter', default=None, help='LoRA adapter directory (merged into the weights)'
-    )
-    parser.add_argument(
-        '--center-crop',
-        action='store_true',
-        help='90%% area center crop (crop-augmented fine-tunes)',
-    )
-    parser.add_argument(
-        '--decode',
-        default='fast',
-        choices=('fast', 'reference'),
-        help='decoding path (default: fast)',
-    )
+    add_model_arguments(parser)
+    add_inference_arguments(parser)
     parser.add_argument(
         '--json', action='store_true', help='print one JSON object as the last line'
     )

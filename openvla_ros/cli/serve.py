@@ -28,6 +28,8 @@ import argparse
 import os
 import sys
 
+from openvla_ros.cli._model_args import add_inference_arguments, add_model_arguments
+
 __all__ = ['add_arguments', 'main']
 
 TOKEN_ENV = 'OPENVLA_ROS_TOKEN'
@@ -40,28 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--host', default='127.0.0.1', help='address to listen on (default: 127.0.0.1, this host)'
     )
     parser.add_argument('--port', type=int, default=8000, help='TCP port (default: 8000)')
-    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]' (default: cpu)")
-    parser.add_argument(
-        '--dtype',
-        default=None,
-        choices=('float32', 'bfloat16', 'float16'),
-        help='compute dtype (default: bfloat16 on cuda, float32 on cpu)',
-    )
-    parser.add_argument(
-        '--quantize',
-        default='none',
-        choices=('none', '8bit', '4bit'),
-        help='bitsandbytes quantization (cuda only)',
-    )
-    parser.add_argument(
-        '--adapter', default=None, help='LoRA adapter directory (merged into the weights)'
-    )
-    parser.add_argument(
-        '--center-crop', action='store_true', help='90%% area center crop (crop-augmented models)'
-    )
-    parser.add_argument(
-        '--decode', default='fast', choices=('fast', 'reference'), help='decoding path'
-    )
+    add_model_arguments(parser, dtype_default=None,
+                        dtype_help='compute dtype (default: bfloat16 on cuda, float32 on cpu)')
+    add_inference_arguments(parser)
     parser.add_argument(
         '--unnorm-key',
         default='',
