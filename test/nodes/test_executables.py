@@ -57,6 +57,9 @@ def test_the_safety_monitor_and_limiter_start_from_the_profile_yaml_and_exit_cle
     try:
         wait_for(lambda: len(probe.messages('/openvla/safety_status')) >= 3, 30,
                  'SafetyStatus from the safety_monitor process')
+        # both processes up before the SIGINT below (the limiter publishes nothing without a pose)
+        wait_for(lambda: {'action_limiter', 'safety_monitor'} <= set(probe.get_node_names()), 30,
+                 'both nodes on the graph')
         status = probe.messages('/openvla/safety_status')[-1]
         # no joint states yet: nothing to hold, nothing may move
         assert status.state == SafetyStatus.STATE_HOLD
