@@ -1,4 +1,5 @@
-"""LoRA fine-tuning of OpenVLA on a dataset written by `openvla-ros record`.
+"""Fine-tuning of OpenVLA (LoRA, or every parameter with --full) on a dataset written by
+`openvla-ros record`; runs unchanged under `torchrun` (DDP, or FSDP with --full --fsdp).
 
 Writes OUT/adapter_model.safetensors + adapter_config.json (peft), OUT/dataset_statistics.json
 (the base keys plus --unnorm-key), OUT/finetune.json (settings, held-out loss / action-token
@@ -16,6 +17,15 @@ Examples:
         --quantize 4bit --batch-size 8 --grad-accum 2 --device cuda --dtype bfloat16
     openvla-ros finetune --model /tmp/openvla-tiny --data data/pick_block --out /tmp/run \\
         --steps 20 --batch-size 2 --lora-rank 8 --json
+    openvla-ros finetune --model /tmp/small --data data/lift --out runs/full --full \\
+        --augment camera --lr 1e-3 --lr-schedule cosine --warmup-steps 50
+    torchrun --nproc-per-node 8 $(which openvla-ros) finetune --model openvla/openvla-7b \\
+        --data data/pick_block --out runs/pick --batch-size 128 --device cuda --dtype bfloat16
+    torchrun --nproc-per-node 8 $(which openvla-ros) finetune --model openvla/openvla-7b \\
+        --data data/pick_block --out runs/full --full --fsdp --batch-size 64 --device cuda
+
+--batch-size is the global micro-batch (all ranks together), so a run means the same at any
+world size; under torchrun only rank 0 prints and writes.
 
 Known errors print one line on stderr and exit 1; with --json the last stdout line is one JSON
 object (step, final train and held-out metrics, steps/s, output paths).
@@ -50,8 +60,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--quantize', default='none', choices=('none', '4bit'), help='4bit: QLoRA (CUDA)'
     )
     parser.add_argument(
-        '--augment', action='store_true', help='random 90%% crop + colour jitter (OpenVLA)'
+        '--augment',
+        nargs='?',
+        const='openvla',
+        default='none',
+        choices=('none', 'openvla', 'camera'),
+        help="image augmentation: 'openvla' (bare --augment: random 90%% crop + colour jitter, "
+        "deploy with --center-crop) or 'camera' (small shifts + mild jitter, fixed camera)",
     )
+    parser.add_argument(
+        '--full', action='store_true', help='train every parameter (no LoRA): full checkpoint'
+    )
+    parser.add_argument(
+        '--fsdp', action='store_true', help='under torchrun with --full: shard with FSDP'
+    )
+    parser.add_argument(
+        '--dist-backend',
+        default='auto',
+        choices=('auto', 'gloo', 'nccl'),
+        help='torchrun backend (auto: nccl on CUDA, gloo on CPU)',
+    )
+    parser.add_argument(
+        '--lr-schedule', default='constant', choices=('constant', 'cosine'), help='lr schedule'
+    )
+    parser.add_argument('--warmup-steps', type=int, default=0, help='linear lr warm-up steps')
     parser.add_argument('--save-every', type=int, default=200, help='checkpoint every N steps')
     parser.add_argument('--eval-every', type=int, default=0, help='held-out metrics every N steps')
     parser.add_argument('--keep-checkpoints', type=int, default=2, help='checkpoints kept')
@@ -86,7 +118,17 @@ def _fail(message: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Check inputs, train, save, print a summary."""
+    """Check inputs, train, save, print a summary (and leave torchrun's process group)."""
+    try:
+        return _main(args)
+    finally:
+        if 'torch' in sys.modules:
+            from openvla_ros.finetune.distributed import shutdown
+
+            shutdown()
+
+
+def _main(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         return _fail(f'no dataset directory {args.data}')
     if args.device.startswith('cuda'):
@@ -127,17 +169,28 @@ def main(args: argparse.Namespace) -> int:
             val_fraction=args.val_fraction,
             max_eval_batches=args.max_eval_batches,
             seed=args.seed,
+            full=args.full,
+            fsdp=args.fsdp,
+            dist_backend=args.dist_backend,
+            lr_schedule=args.lr_schedule,
+            warmup_steps=args.warmup_steps,
         )
         trainer = Trainer(config, progress=not args.json)
-        if not args.json:
+        main_rank = trainer.dist.is_main
+        if not args.json and main_rank:
             share = 100.0 * trainer.trainable / max(trainer.total, 1)
+            mode = 'full' if args.full else 'LoRA'
+            world = trainer.dist.world_size
             print(
-                f'LoRA: {trainer.trainable:,} trainable of {trainer.total:,} parameters '
+                f'{mode}: {trainer.trainable:,} trainable of {trainer.total:,} parameters '
                 f'({share:.2f} %); {len(trainer.train_steps)} training / '
                 f'{len(trainer.val_steps)} held-out steps'
+                + (f'; {world} ranks ({trainer.dist.backend})' if world > 1 else '')
                 + (f'; resumed at step {trainer.step}' if trainer.resumed_from else '')
             )
         trainer.train()
+        if not main_rank:
+            return 0
     except (DataError, FinetuneError, OpenVLAError, ValueError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except OSError as exc:
@@ -149,7 +202,9 @@ def main(args: argparse.Namespace) -> int:
         'initial_eval': summary['initial_eval'],
         'final_eval': summary['final_eval'],
         'steps_per_second': trainer.steps_per_second,
-        'adapter': str(args.out),
+        'adapter': None if args.full else str(args.out),
+        'checkpoint': str(args.out) if args.full else None,
+        'world_size': trainer.dist.world_size,
         'unnorm_key': args.unnorm_key,
         'merged': summary['merged'],
         'resumed_from': summary['resumed_from'],
@@ -161,15 +216,20 @@ def main(args: argparse.Namespace) -> int:
     print(f'step {summary["step"]}: train loss {train.get("loss", float("nan")):.4f}')
     if summary['initial_eval']:
         ev = summary['initial_eval']
-        print(f'held-out before fine-tuning: loss {ev["loss"]:.4f}, action-token accuracy '
-              f'{ev["accuracy"]:.3f}, L1 {ev["l1"]:.4f}')
+        print(
+            f'held-out before fine-tuning: loss {ev["loss"]:.4f}, action-token accuracy '
+            f'{ev["accuracy"]:.3f}, L1 {ev["l1"]:.4f}'
+        )
     if summary['final_eval']:
         ev = summary['final_eval']
         print(
             f'held-out: loss {ev["loss"]:.4f}, action-token accuracy {ev["accuracy"]:.3f}, '
             f'L1 {ev["l1"]:.4f}'
         )
-    print(f'adapter + dataset_statistics.json ({args.unnorm_key}) in {args.out}')
+    if args.full:
+        print(f'checkpoint ({args.unnorm_key} in its norm_stats): predict --model {args.out}')
+    else:
+        print(f'adapter + dataset_statistics.json ({args.unnorm_key}) in {args.out}')
     if summary['merged']:
         print(f'merged checkpoint: {summary["merged"]}')
     return 0

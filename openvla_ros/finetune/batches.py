@@ -26,6 +26,7 @@ __all__ = [
     'IGNORE_INDEX',
     'Batch',
     'SampleBuilder',
+    'augment_camera',
     'augment_image',
     'collate',
     'sample_seed',
@@ -40,6 +41,11 @@ BRIGHTNESS_DELTA = 0.2
 CONTRAST_RANGE = (0.8, 1.2)
 SATURATION_RANGE = (0.8, 1.2)
 HUE_DELTA = 0.05
+#: 'camera' augmentation: largest shift as a share of the side, and milder colour jitter.
+CAMERA_SHIFT = 0.04
+CAMERA_BRIGHTNESS = 0.1
+CAMERA_CONTRAST = (0.9, 1.1)
+CAMERA_SATURATION = (0.9, 1.1)
 
 
 def split_steps(
@@ -107,6 +113,37 @@ def augment_image(image: Any, generator: torch.Generator, size: int = 224) -> An
     return Image.fromarray(pixels, mode='RGB')
 
 
+def augment_camera(image: Any, generator: torch.Generator, size: int = 224) -> Any:
+    """Augmentation for a fixed third-person camera; returns a PIL image of `size` x `size`.
+
+    A fixed camera sees the scene at one scale, so a 90 % crop (which deployment must undo with
+    a center crop) teaches nothing it will meet; small shifts (up to 4 % of the side, edges
+    replicated, as a slightly bumped camera) and mild colour jitter keep the scale of inference,
+    so the policy runs on the plain resized frame.
+    """
+    from PIL import Image
+    import torchvision.transforms.functional as tvf
+
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * float(torch.rand((), generator=generator))
+
+    resized = tvf.resize(
+        image, [size, size], interpolation=tvf.InterpolationMode.BICUBIC, antialias=True
+    )
+    x = tvf.to_tensor(resized)  # (3, S, S) in [0, 1]
+    pad = max(1, round(size * CAMERA_SHIFT))
+    padded = torch.nn.functional.pad(x[None], (pad, pad, pad, pad), mode='replicate')[0]
+    top = int(torch.randint(0, 2 * pad + 1, (), generator=generator))
+    left = int(torch.randint(0, 2 * pad + 1, (), generator=generator))
+    x = padded[:, top : top + size, left : left + size]
+    x = (x + uniform(-CAMERA_BRIGHTNESS, CAMERA_BRIGHTNESS)).clamp(0, 1)
+    mean = x.mean(dim=(1, 2), keepdim=True)
+    x = ((x - mean) * uniform(*CAMERA_CONTRAST) + mean).clamp(0, 1)
+    x = tvf.adjust_saturation(x, uniform(*CAMERA_SATURATION)).clamp(0, 1)
+    pixels = (x.permute(1, 2, 0).numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, mode='RGB')
+
+
 @dataclass
 class Batch:
     """A right-padded batch (as OpenVLA's PaddedCollatorForActionPrediction).
@@ -134,7 +171,8 @@ class SampleBuilder:
         processor: an `OpenVLAProcessor` (prompt ids and image pre-processing of inference).
         stats: the dataset's action statistics (q01, q99, mask).
         tokenizer: the action tokenizer of the model.
-        augment: apply `augment_image`.
+        augment: 'none', 'openvla' (`augment_image`) or 'camera' (`augment_camera`); a bool
+            means 'openvla' / 'none'.
         seed: base seed of the augmentation.
     """
 
@@ -145,13 +183,15 @@ class SampleBuilder:
         stats: ActionStats,
         tokenizer: ActionTokenizer,
         *,
-        augment: bool = False,
+        augment: str | bool = 'none',
         seed: int = 0,
     ) -> None:
         self.dataset = dataset
         self.processor = processor
         self.stats = stats
         self.tokenizer = tokenizer
+        if isinstance(augment, bool):
+            augment = 'openvla' if augment else 'none'
         self.augment = augment
         self.seed = seed
         self._prompts: dict[str, list[int]] = {}
@@ -174,9 +214,10 @@ class SampleBuilder:
         instruction = self.dataset.instruction(episode)
         input_ids, labels = self.token_ids(instruction, action)
         image = Image.fromarray(self.dataset.frame(episode, step), mode='RGB')
-        if self.augment:
+        if self.augment != 'none':
             generator = torch.Generator().manual_seed(sample_seed(self.seed, sample_index))
-            image = augment_image(image, generator, self.processor.image_config.image_sizes[0])
+            function = augment_camera if self.augment == 'camera' else augment_image
+            image = function(image, generator, self.processor.image_config.image_sizes[0])
         return {
             'input_ids': input_ids,
             'labels': labels,

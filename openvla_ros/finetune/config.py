@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ['AMP_MODES', 'FinetuneConfig', 'QUANTIZE_MODES']
+__all__ = ['AMP_MODES', 'AUGMENT_MODES', 'FinetuneConfig', 'LR_SCHEDULES', 'QUANTIZE_MODES']
 
 QUANTIZE_MODES: tuple[str, ...] = ('none', '4bit')
+#: 'openvla': OpenVLA's random 90 % crop + colour jitter (deploy with center_crop);
+#: 'camera': shifts of a few pixels + mild colour jitter, for a fixed third-person camera (the
+#: scale stays that of inference, so the policy runs without a crop).
+AUGMENT_MODES: tuple[str, ...] = ('none', 'openvla', 'camera')
+LR_SCHEDULES: tuple[str, ...] = ('constant', 'cosine')
 AMP_MODES: tuple[str, ...] = ('auto', 'none', 'bfloat16', 'float16')
 #: Settings that must match between a checkpoint and a resumed run.
 RESUME_KEYS: tuple[str, ...] = (
@@ -23,12 +28,13 @@ RESUME_KEYS: tuple[str, ...] = (
     'augment',
     'val_fraction',
     'seed',
+    'full',
 )
 
 
 @dataclass
 class FinetuneConfig:
-    """One LoRA fine-tuning run.
+    """One fine-tuning run: LoRA (default) or full-parameter (`full`).
 
     Attributes:
         model: base checkpoint directory or hub id.
@@ -43,7 +49,8 @@ class FinetuneConfig:
         lora_alpha: LoRA alpha; None means min(rank, 16) as OpenVLA.
         lora_dropout: LoRA dropout.
         quantize: 'none' or '4bit' (QLoRA: NF4 base weights, needs CUDA).
-        augment: random crop of 90 % area + colour jitter (deploy with center_crop=True).
+        augment: 'none', 'openvla' (random crop of 90 % area + colour jitter; deploy with
+            center_crop=True) or 'camera' (small shifts + mild jitter); True means 'openvla'.
         save_every: checkpoint every N optimizer steps (0: only at the end).
         eval_every: held-out metrics every N steps (0: at checkpoints and the end).
         keep_checkpoints: how many step checkpoints to keep (oldest are deleted).
@@ -56,6 +63,12 @@ class FinetuneConfig:
         max_eval_batches: limit on held-out micro-batches per evaluation (0: all).
         weight_decay: AdamW weight decay (torch's default, which OpenVLA keeps).
         seed: seed of sampling order, augmentation, LoRA initialisation and the split.
+        full: train every parameter (no LoRA); the output is a full checkpoint directory.
+        fsdp: under torchrun, shard parameters and optimizer state with FSDP (needs `full`).
+        dist_backend: torchrun process-group backend: 'auto' (nccl on CUDA, gloo on CPU),
+            'gloo' or 'nccl'.
+        lr_schedule: 'constant' (OpenVLA) or 'cosine' (to 10 % of lr at `steps`).
+        warmup_steps: linear warm-up steps of the learning rate.
     """
 
     model: str
@@ -70,7 +83,7 @@ class FinetuneConfig:
     lora_alpha: int | None = None
     lora_dropout: float = 0.0
     quantize: str = 'none'
-    augment: bool = False
+    augment: str | bool = 'none'
     save_every: int = 200
     eval_every: int = 0
     keep_checkpoints: int = 2
@@ -83,6 +96,11 @@ class FinetuneConfig:
     max_eval_batches: int = 0
     weight_decay: float = 0.01
     seed: int = 0
+    full: bool = False
+    fsdp: bool = False
+    dist_backend: str = 'auto'
+    lr_schedule: str = 'constant'
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         """Check values early and name the field."""
@@ -112,6 +130,24 @@ class FinetuneConfig:
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.quantize == '4bit' and not self.device.startswith('cuda'):
             raise ValueError('quantize=4bit (QLoRA) needs a CUDA device')
+        if self.augment is True or self.augment is False:
+            self.augment = 'openvla' if self.augment else 'none'
+        if self.augment not in AUGMENT_MODES:
+            raise ValueError(f'augment must be one of {AUGMENT_MODES}, got {self.augment!r}')
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f'lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}'
+            )
+        if self.warmup_steps < 0:
+            raise ValueError(f'warmup_steps must be >= 0, got {self.warmup_steps}')
+        if self.dist_backend not in ('auto', 'gloo', 'nccl'):
+            raise ValueError(
+                f"dist_backend must be 'auto', 'gloo' or 'nccl', got {self.dist_backend!r}"
+            )
+        if self.fsdp and not self.full:
+            raise ValueError('fsdp shards full-parameter runs (full=True); LoRA runs use DDP')
+        if self.full and self.quantize != 'none':
+            raise ValueError('full-parameter training needs unquantized weights (quantize=none)')
         if self.lora_alpha is None:
             self.lora_alpha = min(self.lora_rank, 16)
 

@@ -42,7 +42,12 @@ def load_finetuned_policy(
     from openvla_ros.model.policy import OpenVLAPolicy  # noqa: PLC0415 - torch loads only when used
 
     return OpenVLAPolicy.load(
-        model, device=device, dtype=dtype, quantize=quantize,
+        model,
+        device=device,
+        dtype=dtype,
+        quantize=quantize,
         adapter=str(adapter) if adapter is not None else None,
-        merge_adapter=merge_adapter and adapter is not None, center_crop=center_crop,
-        decode=decode)
+        merge_adapter=merge_adapter and adapter is not None,
+        center_crop=center_crop,
+        decode=decode,
+    )
