@@ -20,6 +20,8 @@ action, tokens, latency, model info), GET /v1/info, GET /health (200 ready / 503
 needed), GET /metrics (JSON; ?format=prometheus for Prometheus text). Listens on 127.0.0.1 unless
 --host says otherwise; put a token on anything else (prefer OPENVLA_ROS_TOKEN over --token: command
 lines are visible to every user of the machine). Known errors print one line on stderr and exit 1.
+Stalled clients are closed (--header-timeout-s, --body-timeout-s, --keep-alive-s) and open
+connections are bounded (--max-connections); see docs/remote.md, "Limits and timeouts".
 """
 
 from __future__ import annotations
@@ -86,6 +88,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='longest instruction (default: 1000)',
     )
     parser.add_argument(
+        '--header-timeout-s',
+        type=float,
+        default=10.0,
+        help='a connection must send its request headers within this (default: 10)',
+    )
+    parser.add_argument(
+        '--body-timeout-s',
+        type=float,
+        default=60.0,
+        help='the request body must arrive within this after the headers (default: 60)',
+    )
+    parser.add_argument(
+        '--keep-alive-s',
+        type=float,
+        default=5.0,
+        help='an idle keep-alive connection is closed after this (default: 5)',
+    )
+    parser.add_argument(
+        '--max-connections',
+        type=int,
+        default=64,
+        help='most open connections; more get 503 and are closed (default: 64)',
+    )
+    parser.add_argument(
         '--log-level',
         default='info',
         choices=('debug', 'info', 'warning', 'error'),
@@ -114,6 +140,12 @@ def _check(args: argparse.Namespace) -> str | None:
         return f'--max-queue must be >= 1, got {args.max_queue}'
     if args.max_image_pixels < 1 or args.max_body_mb <= 0 or args.max_instruction_chars < 1:
         return '--max-image-pixels, --max-body-mb and --max-instruction-chars must be positive'
+    for name in ('header_timeout_s', 'body_timeout_s', 'keep_alive_s'):
+        value = getattr(args, name)
+        if not 0 < value <= 3600:  # also refuses nan
+            return f'--{name.replace("_", "-")} must be in (0, 3600] seconds, got {value}'
+    if args.max_connections < 1:
+        return f'--max-connections must be >= 1, got {args.max_connections}'
     return None
 
 
@@ -148,6 +180,10 @@ def main(args: argparse.Namespace) -> int:
             max_instruction_chars=args.max_instruction_chars,
         ),
         log_level=args.log_level,
+        header_timeout_s=args.header_timeout_s,
+        body_timeout_s=args.body_timeout_s,
+        keep_alive_s=args.keep_alive_s,
+        max_connections=args.max_connections,
     )
     try:
         sock = bind_socket(args.host, args.port)

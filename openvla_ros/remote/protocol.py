@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import io
 import json
 import math
+import re
 from typing import Any, Protocol
 
 import numpy as np
@@ -41,6 +42,12 @@ __all__ = [
 _NUMERIC_KINDS = frozenset('biuf')
 #: Image formats accepted as base64 bytes (lossless PNG, or JPEG as a camera's own encoding).
 IMAGE_FORMATS = ('PNG', 'JPEG')
+#: Longest number literal accepted in a JSON body. The protocol's numbers are array sizes; this
+#: keeps clear of Python's 4300-digit int-conversion limit (a ValueError, not a JSON error).
+MAX_NUMBER_CHARS = 64
+#: Most dimensions of a json_numpy array (an image has 3).
+MAX_ARRAY_DIMS = 4
+_ADDRESS = re.compile(r' at 0x[0-9a-fA-F]+')
 
 
 class ApiError(Exception):
@@ -163,23 +170,42 @@ def encode_array(array: np.ndarray) -> dict[str, Any]:
     }
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error messages echo client data, bounded."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + '...'
+
+
 def _decode_array(obj: dict[str, Any], max_elements: int) -> np.ndarray:
     data, descr, shape = obj.get('__numpy__'), obj.get('dtype'), obj.get('shape')
     if not isinstance(data, str) or not isinstance(shape, list):
         raise ApiError(400, 'bad_array', 'a json_numpy array needs "__numpy__" (str) and "shape"')
-    if len(shape) > 4 or not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise ApiError(400, 'bad_array', f'array shape {shape} is not a list of sizes')
+    # Each size on its own, not only the product: [0, 10**30] has 0 elements, and numpy refuses it
+    # (ValueError) after a product check passed.
+    if len(shape) > MAX_ARRAY_DIMS or not all(
+        type(n) is int and 1 <= n <= max_elements for n in shape
+    ):
+        raise ApiError(
+            400,
+            'bad_array',
+            f'array shape {_short(shape)} must be at most {MAX_ARRAY_DIMS} sizes, each '
+            f'1..{max_elements}',
+        )
+    if not isinstance(descr, str):
+        raise ApiError(400, 'bad_array', f'array dtype {_short(descr)} is not a type string')
     try:
         dtype = np.lib.format.descr_to_dtype(descr)
-    except (TypeError, ValueError) as exc:
-        raise ApiError(400, 'bad_array', f'array dtype {descr!r} is not valid: {exc}') from None
-    if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
-        raise ApiError(400, 'bad_array', f'array dtype {descr!r} is not numeric')
+    except Exception:  # noqa: BLE001 - numpy raises TypeError, ValueError, SyntaxError, ...
+        raise ApiError(400, 'bad_array', f'array dtype {_short(descr)} is not valid') from None
+    if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None or dtype.shape:
+        raise ApiError(400, 'bad_array', f'array dtype {_short(descr)} is not numeric')
     count = math.prod(shape)
     if count > max_elements:
         raise ApiError(
             413, 'payload_too_large', f'array of shape {shape} is over {max_elements} elements'
         )
+    if len(data) > 4 * (count * dtype.itemsize + 2) // 3 + 4:
+        raise ApiError(400, 'bad_array', f'array data is longer than shape {shape} needs')
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
@@ -195,8 +221,30 @@ def _decode_array(obj: dict[str, Any], max_elements: int) -> np.ndarray:
     return array.reshape(shape) if shape else array[0]
 
 
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ApiError(
+            400, 'bad_json', f'a number has {len(text)} digits, over the limit {MAX_NUMBER_CHARS}'
+        )
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text) if len(text) <= MAX_NUMBER_CHARS else math.inf
+    if not math.isfinite(value):
+        raise ApiError(400, 'bad_json', f'number {_short(text, 40)} is out of range')
+    return value
+
+
+def _parse_constant(name: str) -> float:
+    raise ApiError(400, 'bad_json', f'{name} is not JSON (non-finite numbers are refused)')
+
+
 def loads_payload(body: bytes, limits: Limits) -> Any:
     """Parse a JSON body, turning json_numpy arrays into numpy arrays (checked, size-bounded).
+
+    Numbers are bounded (at most ``MAX_NUMBER_CHARS`` characters, finite; NaN and Infinity are
+    refused), so no literal reaches Python's int-conversion limit.
 
     Raises:
         ApiError: 400 for text that is not JSON or a bad array, 413 for an oversize array.
@@ -207,7 +255,13 @@ def loads_payload(body: bytes, limits: Limits) -> Any:
         return _decode_array(obj, max_elements) if '__numpy__' in obj else obj
 
     try:
-        return json.loads(body, object_hook=hook)
+        return json.loads(
+            body,
+            object_hook=hook,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, 'bad_json', f'body is not valid JSON: {exc}') from None
     except RecursionError:
@@ -252,7 +306,7 @@ def decode_image(value: Any, limits: Limits) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 - only for encoded images
 
     try:
-        with Image.open(io.BytesIO(raw)) as handle:
+        with Image.open(io.BytesIO(raw), formats=IMAGE_FORMATS) as handle:
             if handle.format not in IMAGE_FORMATS:
                 raise ApiError(
                     422, 'bad_image', f'image format {handle.format} is not one of {IMAGE_FORMATS}'
@@ -267,9 +321,14 @@ def decode_image(value: Any, limits: Limits) -> np.ndarray:
                     f'{limits.max_image_pixels}',
                 )
             array = np.asarray(handle.convert('RGB'), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:  # its message names a BytesIO and its memory address
+        raise ApiError(422, 'bad_image', 'image bytes are not a PNG or JPEG') from None
+    except ApiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ...
+        reason = _ADDRESS.sub('', str(exc))[:200] or type(exc).__name__
         raise ApiError(
-            422, 'bad_image', f'image bytes are not a readable PNG/JPEG: {exc}'
+            422, 'bad_image', f'image bytes are not a readable PNG/JPEG: {reason}'
         ) from None
     return _check_rgb(array, limits)
 
@@ -284,6 +343,10 @@ def check_text(value: Any, name: str, max_chars: int, *, required: bool) -> str 
         raise ApiError(
             422, f'bad_{name}', f'{name} has {len(value)} characters, over the limit {max_chars}'
         )
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800") is not valid text
+        raise ApiError(422, f'bad_{name}', f'{name} is not valid Unicode text') from None
     if required and not value.strip():
         raise ApiError(422, f'bad_{name}', f'{name} is empty')
     return value

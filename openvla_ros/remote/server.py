@@ -9,12 +9,19 @@ Endpoints (see docs/remote.md): ``POST /act`` (deploy.py-compatible), ``POST /v1
 (action + normalized action + tokens + latency + model info), ``GET /v1/info``, ``GET /health``
 (200 ready, 503 loading/failed; never needs the token, for load balancers) and ``GET /metrics``
 (JSON, or Prometheus text with ``?format=prometheus``).
+
+Hostile clients (docs/remote.md, "Limits and timeouts"): every client mistake is a 4xx; a crash is
+a counted 500 and one log line; the request headers must arrive within ``header_timeout_s`` and
+the body within ``body_timeout_s``; at most ``max_connections`` are open; idle keep-alive
+connections close after ``keep_alive_s``; repeated log lines are rate-limited. uvicorn has no
+header or body read timeout of its own: the header deadline lives in `_guarded_protocol` (h11),
+the body deadline in `_Guard` (ASGI, around ``receive``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 import contextlib
 from dataclasses import dataclass, field
 import hmac
@@ -30,6 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 import json_numpy
 import numpy as np
+from starlette.requests import ClientDisconnect
 
 from openvla_ros.remote.batching import BatchedPrediction, Batcher, Metrics, QueueFullError
 from openvla_ros.remote.protocol import (
@@ -46,7 +54,15 @@ from openvla_ros.remote.protocol import (
     PredictResponse,
 )
 
-__all__ = ['ServerSettings', 'create_app', 'is_loopback', 'run_server']
+__all__ = [
+    'LogRateLimit',
+    'ServerSettings',
+    'create_app',
+    'is_loopback',
+    'limit_log_rate',
+    'run_server',
+    'uvicorn_config',
+]
 
 _LOG = logging.getLogger('openvla_ros.remote')
 #: deploy.py answers every failure of /act with this JSON string; so do we (with a 4xx/5xx status
@@ -54,6 +70,13 @@ _LOG = logging.getLogger('openvla_ros.remote')
 ACT_ERROR_BODY = 'error'
 ERROR_HEADER = 'X-OpenVLA-Error'
 _PREDICT_FIELDS = frozenset(PredictRequest.model_fields)
+#: The path under which /metrics counts responses written before any request was read (header
+#: timeouts, refused connections, unparsable requests).
+CONNECTION_PATH = '(connection)'
+#: The path under which /metrics counts requests to unknown paths (one counter, not one each).
+OTHER_PATH = '(other)'
+#: Status counted for a client that closed its connection before the server answered (as nginx).
+CLIENT_CLOSED = 499
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,14 @@ class ServerSettings:
     max_queue: int = 64
     limits: Limits = field(default_factory=Limits)
     log_level: str = 'info'
+    #: From connection (or first byte after a response) to the end of the request headers.
+    header_timeout_s: float = 10.0
+    #: From the end of the headers to the end of the body (32 MiB at 10 Mbit/s takes 27 s).
+    body_timeout_s: float = 60.0
+    #: An idle keep-alive connection is closed after this long.
+    keep_alive_s: float = 5.0
+    #: Open connections; more are answered 503 and closed at once.
+    max_connections: int = 64
 
 
 def is_loopback(host: str) -> bool:
@@ -147,6 +178,15 @@ class _Runtime:
             raise ApiError(400, 'unknown_unnorm_key', str(exc)) from None
 
 
+class BodyTimeoutError(ApiError):
+    """The body did not arrive within ``body_timeout_s`` of the headers (HTTP 408)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            408, 'body_timeout', f'the request body did not arrive within {timeout_s:g} s'
+        )
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is over ``limit`` bytes (before reading it all)."""
     declared = request.headers.get('content-length')
@@ -177,10 +217,16 @@ def _check_token(request: Request, token: str) -> None:
         raise ApiError(401, 'unauthorized', 'wrong bearer token')
 
 
+def _auth_header(exc: ApiError) -> dict[str, str]:
+    """RFC 6750: a 401 names the scheme it wants."""
+    return {'WWW-Authenticate': 'Bearer'} if exc.status == 401 else {}
+
+
 def _error_json(exc: ApiError) -> JSONResponse:
-    headers = {'WWW-Authenticate': 'Bearer'} if exc.status == 401 else None
-    body = ErrorResponse(error=exc.code, detail=exc.message).model_dump()
-    return JSONResponse(body, status_code=exc.status, headers=headers)
+    # 'replace': a detail that echoes client text must still encode (JSONResponse writes UTF-8).
+    detail = exc.message.encode('utf-8', 'replace').decode('utf-8')
+    body = ErrorResponse(error=exc.code, detail=detail).model_dump()
+    return JSONResponse(body, status_code=exc.status, headers=_auth_header(exc) or None)
 
 
 def _header_text(message: str) -> str:
@@ -239,12 +285,6 @@ def create_app(policy: PolicyLike | None, settings: ServerSettings | None = None
     if policy is not None:
         runtime.set_policy(policy)
 
-    @app.middleware('http')
-    async def count_requests(request: Request, call_next: Callable) -> Response:
-        response = await call_next(request)
-        runtime.metrics.record_request(request.url.path, response.status_code)
-        return response
-
     @app.post('/act', response_class=Response)
     async def act(request: Request) -> Response:
         """deploy.py-compatible: json_numpy ``{image, instruction, unnorm_key?}`` -> action.
@@ -278,7 +318,7 @@ def create_app(policy: PolicyLike | None, settings: ServerSettings | None = None
                 json.dumps(ACT_ERROR_BODY),
                 status_code=exc.status,
                 media_type='application/json',
-                headers={ERROR_HEADER: _header_text(exc.message)},
+                headers={ERROR_HEADER: _header_text(exc.message), **_auth_header(exc)},
             )
         action = np.asarray(result.prediction.action, dtype=np.float64)
         text = json_numpy.dumps(action)
@@ -388,7 +428,277 @@ def create_app(policy: PolicyLike | None, settings: ServerSettings | None = None
             )
         return JSONResponse(snap)
 
+    # Added last, so it knows every route; it sits inside Starlette's ServerErrorMiddleware and
+    # catches first, so that one never prints its traceback.
+    app.add_middleware(_Guard, runtime=runtime, paths=frozenset(r.path for r in app.routes))
     return app
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = ' '.join(str(exc).split())
+    return f'{type(exc).__name__}: {text[:limit]}' if text else type(exc).__name__
+
+
+class _Guard:
+    """ASGI middleware around every HTTP request: metrics, body deadline, crash containment.
+
+    - Counts every response in /metrics, a crash (500) and a vanished client (499) included.
+    - Gives the body ``body_timeout_s`` from the end of the headers: a ``receive`` that waits past
+      it raises `BodyTimeoutError` (the handlers answer 408).
+    - Adds ``Connection: close`` to an answer sent before the body was read (401, 408, 413, ...),
+      so the rest of that body cannot hold the connection open.
+    - Turns an exception into a 500 with one log line (no traceback), and a client that left
+      mid-body into one log line.
+    """
+
+    def __init__(self, app: Callable, runtime: _Runtime, paths: frozenset[str]) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.paths = paths
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope['type'] != 'http':
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        timeout_s = self.runtime.settings.body_timeout_s
+        deadline = loop.time() + timeout_s
+        headers = dict(scope['headers'])
+        has_body = b'transfer-encoding' in headers or headers.get(b'content-length', b'0') != b'0'
+        body_done, status = not has_body, None
+
+        async def guarded_receive() -> dict:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except asyncio.TimeoutError:
+                raise BodyTimeoutError(timeout_s) from None
+            if message['type'] != 'http.request' or not message.get('more_body', False):
+                body_done = True
+            return message
+
+        async def guarded_send(message: dict) -> None:
+            nonlocal status
+            if message['type'] == 'http.response.start':
+                status = message['status']
+                if not body_done:
+                    extra = [(b'connection', b'close')]
+                    message = {**message, 'headers': [*message.get('headers', []), *extra]}
+            await send(message)
+
+        path = scope['path'] if scope['path'] in self.paths else OTHER_PATH
+        client = scope.get('client') or ('?', 0)
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        except ClientDisconnect:
+            _LOG.info(
+                '%s %s: client %s left before sending its whole request',
+                scope['method'],
+                path,
+                client[0],
+            )
+            status = status or CLIENT_CLOSED
+        except Exception as exc:  # noqa: BLE001 - any crash: one line and a counted 500
+            _LOG.error('%s %s: unexpected server error: %s', scope['method'], path, _one_line(exc))
+            _LOG.debug('traceback of that error', exc_info=exc)
+            if status is None:
+                status = 500
+                await self._send_500(path, guarded_send)
+        finally:
+            self.runtime.metrics.record_request(path, status if status is not None else 500)
+
+    @staticmethod
+    async def _send_500(path: str, send: Callable) -> None:
+        if path == '/act':
+            body = json.dumps(ACT_ERROR_BODY).encode()
+            headers = [(ERROR_HEADER.lower().encode(), b'unexpected server error')]
+        else:
+            error = ErrorResponse(error='internal_error', detail='unexpected server error')
+            body, headers = error.model_dump_json().encode(), []
+        await send(
+            {
+                'type': 'http.response.start',
+                'status': 500,
+                'headers': [
+                    (b'content-type', b'application/json'),
+                    (b'content-length', str(len(body)).encode()),
+                    (b'connection', b'close'),
+                    *headers,
+                ],
+            }
+        )
+        await send({'type': 'http.response.body', 'body': body})
+
+
+def _raw_response(status: int, reason: str, code: str, detail: str) -> bytes:
+    """A whole HTTP/1.1 error answer, for the protocol layer (no request was parsed)."""
+    body = ErrorResponse(error=code, detail=detail).model_dump_json().encode()
+    head = (
+        f'HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n'
+        f'content-length: {len(body)}\r\nconnection: close\r\n\r\n'
+    )
+    return head.encode('ascii') + body
+
+
+def _guarded_protocol(settings: ServerSettings, metrics: Any) -> type:
+    """uvicorn's h11 protocol with a header deadline and a bound on open connections.
+
+    The header timer runs from the connection (or the first byte after a response) to the end
+    of the request headers; when it fires the connection is closed: silently if nothing came,
+    with a 408 after half a request. Beyond ``max_connections`` a new connection gets 503 and is
+    closed. Pinned to h11 (not httptools) so the behaviour tested is the behaviour served.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol  # noqa: PLC0415
+
+    timeout_s, limit = settings.header_timeout_s, settings.max_connections
+    busy = _raw_response(
+        503, 'Service Unavailable', 'too_many_connections', f'over {limit} open connections'
+    )
+    late = _raw_response(
+        408,
+        'Request Timeout',
+        'header_timeout',
+        f'the request headers did not arrive within {timeout_s:g} s',
+    )
+
+    class GuardedH11Protocol(H11Protocol):
+        _refused = False
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            if len(self.connections) >= limit:
+                self._refused = True
+                transport.write(busy)
+                transport.close()
+                metrics.record_request(CONNECTION_PATH, 503)
+                _LOG.warning(
+                    'refused a connection: %d open connections (--max-connections)',
+                    len(self.connections),
+                )
+                return
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            if self._header_timer is None and self._awaiting_headers():
+                self._arm()
+            super().data_received(data)
+
+        def on_response_complete(self) -> None:
+            self._disarm()  # the next request's timer starts with its first byte
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._refused:
+                return
+            self._disarm()
+            super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:
+            metrics.record_request(CONNECTION_PATH, 400)  # unparsable request (uvicorn logs it)
+            super().send_400_response(msg)
+
+        def _awaiting_headers(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(timeout_s, self._on_header_timeout)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _on_header_timeout(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing() or not self._awaiting_headers():
+                return
+            pending, _ = self.conn.trailing_data
+            host = self.client[0] if self.client else '?'
+            if pending:
+                self.transport.write(late)
+                metrics.record_request(CONNECTION_PATH, 408)
+                _LOG.info(
+                    'closed a connection from %s: request headers incomplete after %g s',
+                    host,
+                    timeout_s,
+                )
+            else:
+                _LOG.debug('closed an idle connection from %s after %g s', host, timeout_s)
+            self.transport.close()
+
+    return GuardedH11Protocol
+
+
+class LogRateLimit(logging.Filter):
+    """At most ``burst`` records per message template per ``window_s``; the first record of the
+    next window says how many were dropped. Keeps a hostile client from flooding the log."""
+
+    def __init__(
+        self, burst: int = 20, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.burst, self.window_s, self._clock = burst, window_s, clock
+        self._seen: dict[tuple[str, str], list[float]] = {}  # key -> [start, passed, dropped]
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg)[:200])
+        now = self._clock()
+        with self._lock:
+            entry = self._seen.get(key)
+            if entry is None or now - entry[0] >= self.window_s:
+                if len(self._seen) > 1000:  # templates are few; f-string messages are not
+                    self._seen.clear()
+                dropped = int(entry[2]) if entry else 0
+                entry = self._seen[key] = [now, 0, 0]
+                if dropped:
+                    record.msg = f'{record.msg} [{dropped} more like this were not logged]'
+            if entry[1] < self.burst:
+                entry[1] += 1
+                return True
+            entry[2] += 1
+            return False
+
+
+#: Loggers a client can make write: ours, and uvicorn's ("Invalid HTTP request received.").
+_RATE_LIMITED_LOGGERS = ('openvla_ros.remote', 'uvicorn.error')
+
+
+@contextlib.contextmanager
+def limit_log_rate(burst: int = 20, window_s: float = 10.0) -> Iterator[LogRateLimit]:
+    """Rate-limit the server's loggers while the block runs."""
+    limiter = LogRateLimit(burst, window_s)
+    loggers = [logging.getLogger(name) for name in _RATE_LIMITED_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(limiter)
+    try:
+        yield limiter
+    finally:
+        for logger in loggers:
+            logger.removeFilter(limiter)
+
+
+def uvicorn_config(app: FastAPI, settings: ServerSettings, **overrides: Any) -> Any:
+    """The uvicorn.Config the server runs with: guarded h11 protocol, keep-alive, no websockets."""
+    import uvicorn  # noqa: PLC0415
+
+    runtime: _Runtime = app.state.runtime
+    options: dict[str, Any] = {
+        'http': _guarded_protocol(settings, runtime.metrics),
+        'ws': 'none',  # no websocket routes: an upgrade must not leave the guarded protocol
+        'timeout_keep_alive': settings.keep_alive_s,
+        'log_level': settings.log_level,
+        'access_log': settings.log_level == 'debug',
+        'timeout_graceful_shutdown': 5,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
 
 
 def prometheus_text(snap: dict[str, Any]) -> str:
@@ -479,13 +789,7 @@ def run_server(
     sock = sock or bind_socket(settings.host, settings.port)
     app = create_app(None, settings)
     runtime: _Runtime = app.state.runtime
-    config = uvicorn.Config(
-        app,
-        log_level=settings.log_level,
-        access_log=settings.log_level == 'debug',
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings))
 
     def load() -> None:
         try:
@@ -503,7 +807,8 @@ def run_server(
     _LOG.info('serving on http://%s:%d (loading the model...)', settings.host, settings.port)
     threading.Thread(target=load, name='openvla-load', daemon=True).start()
     try:
-        server.run(sockets=[sock])
+        with limit_log_rate():
+            server.run(sockets=[sock])
     finally:
         runtime.stop()
         sock.close()

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from openvla_ros.remote.protocol import PolicyLike
-from openvla_ros.remote.server import bind_socket, create_app, ServerSettings
+from openvla_ros.remote.server import (
+    bind_socket,
+    create_app,
+    limit_log_rate,
+    ServerSettings,
+    uvicorn_config,
+)
 
 INSTRUCTIONS = ('pick up the cup', 'open the top drawer', 'put the spoon on the towel', 'wipe')
 
@@ -51,12 +57,15 @@ def start_server(
     sock = bind_socket('127.0.0.1', port)
     port = sock.getsockname()[1]
     app = create_app(policy, settings)
-    config = uvicorn.Config(app, log_level='warning', timeout_graceful_shutdown=2)
+    # The production config (guarded protocol, timeouts); only the log level and the shutdown
+    # grace differ.
+    config = uvicorn_config(app, settings, log_level='warning', timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
 
     def run() -> None:
         try:
-            server.run(sockets=[sock])
+            with limit_log_rate():
+                server.run(sockets=[sock])
         finally:
             sock.close()
 
