@@ -5,9 +5,14 @@ Usage (parameters from config/franka_droid.yaml; `--show-args` lists the argumen
     ros2 launch openvla_ros franka_droid.launch.py
     ros2 launch openvla_ros franka_droid.launch.py sim:=true use_rviz:=true
     ros2 launch openvla_ros franka_droid.launch.py quantize:=4bit model:=/path/to/ckpt
+    ros2 launch openvla_ros franka_droid.launch.py sim:=true policy:=scripted task:=lift_block
 
-The node graph is defined once in openvla_ros/graph.py and shared with the in-process runner.
+What starts is decided by openvla_ros.launch_description.plan_launch from the node graph
+(openvla_ros/graph.py, shared with the in-process runner). robot_state_publisher (sim:=true)
+and rviz2 are optional: without robot_state_publisher the launch warns once (no arm model in
+rviz) and runs; use_rviz:=true without rviz2 stops it with a one-line error before any node starts.
 """
+
 from openvla_ros.launch_description import generate_profile_launch_description
 
 

@@ -1,5 +1,8 @@
-"""Shared parts of the launch_testing tests: each profile's test starts its launch file with
-`sim:=true policy:=scripted`, waits for the pipeline's topics, then checks the exit codes.
+"""Shared parts of the launch_testing tests, thin wrappers over openvla_ros.launch_checks (which is
+unit-tested here against the in-process runner, test_launch_checks.py): each profile's test starts
+its launch file with `sim:=true policy:=scripted task:=lift_block`, waits for the pipeline's topics
+with the QoS their consumers use (the camera best effort), sends the instruction, checks that the
+block rises, and after the launch is stopped (SIGINT, as Ctrl-C) checks every exit code.
 Imported only where launch, launch_ros and launch_testing exist (a ROS 2 machine)."""
 
 from __future__ import annotations
@@ -9,60 +12,93 @@ import threading
 import unittest
 
 from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch_probe import InstructionSender, wait_until, watch_lift, watch_topics
 import launch_testing.actions
 import launch_testing.asserts
-from launch_testing_ros import WaitForTopics
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
 
 import launch
-from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
+from openvla_ros.graph import GraphArgs
+from openvla_ros.launch_checks import (
+    EXIT_CODES_AFTER_SIGINT,
+    lift_check_for,
+    topics_to_wait_for,
+)
 from openvla_ros.profiles import share_dir
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')  # Humble's spelling
 os.environ.setdefault('MUJOCO_GL', 'egl')
 
+LAUNCH_ARGUMENTS = {'sim': 'true', 'policy': 'scripted', 'task': 'lift_block', 'use_rviz': 'false'}
+TOPICS_TIMEOUT = 120.0  # [s] first frames: the simulator loads MuJoCo and renders
+PIPELINE_TIMEOUT = 60.0  # [s] chunks and targets after the instruction
+LIFT_TIMEOUT = 180.0  # [s] the expert's episode is 60 policy steps at 5 Hz; slow machines
+
+
+def graph_args(profile: str) -> GraphArgs:
+    return GraphArgs.from_strings({'profile': profile, **LAUNCH_ARGUMENTS})
+
 
 def launch_description(profile: str) -> launch.LaunchDescription:
-    """The profile's launch file in simulation with the scripted expert, then ReadyToTest."""
+    """The profile's installed launch file in simulation with the scripted expert, then
+    ReadyToTest."""
     stack = launch.actions.IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(share_dir() / 'launch' / f'{profile}.launch.py')),
-        launch_arguments={'sim': 'true', 'policy': 'scripted', 'use_rviz': 'false'}.items(),
+        launch_arguments=LAUNCH_ARGUMENTS.items(),
     )
     return launch.LaunchDescription([stack, launch_testing.actions.ReadyToTest()])
 
 
-def topics_test(joint_states: str, instruction: str = 'pick up the red block') -> type:
-    """A TestCase that sends the instruction and waits until every pipeline topic carries data."""
+def lift_test(profile: str) -> type:
+    """A TestCase: the topics arrive, then the block rises after the instruction."""
+    args = graph_args(profile)
 
-    class TestTopicsAppear(unittest.TestCase):
-        def test_the_pipeline_topics_carry_messages(self):
-            import rclpy  # noqa: PLC0415
-            from sensor_msgs.msg import Image, JointState  # noqa: PLC0415
-            from std_msgs.msg import String  # noqa: PLC0415
-
-            rclpy.init()
+    class TestLiftBlock(unittest.TestCase):
+        def test_the_block_rises_after_the_instruction(self):
+            context = rclpy.Context()
+            rclpy.init(context=context)
+            node = Node('launch_test_probe', context=context)
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(node)
+            stop = threading.Event()
+            spinner = threading.Thread(
+                target=lambda: [
+                    executor.spin_once(timeout_sec=0.05) for _ in iter(stop.is_set, True)
+                ],
+                daemon=True,
+            )
+            spinner.start()
             try:
-                node = rclpy.create_node('instruction_sender')
-                pub = node.create_publisher(String, '/instruction', 10)
-                node.create_timer(0.5, lambda: pub.publish(String(data=instruction)))
-                threading.Thread(target=rclpy.spin, args=(node,), daemon=True).start()
-                topics = [
-                    ('/camera/image_raw', Image),
-                    (joint_states, JointState),
-                    ('/openvla/ee_target', EndEffectorTarget),
-                    ('/openvla/safe_ee_target', EndEffectorTarget),
-                    ('/openvla/safety_status', SafetyStatus),
-                    ('/openvla/action_chunk', ActionChunk),
-                ]
-                with WaitForTopics(topics, timeout=60.0) as wait:
-                    self.assertEqual(wait.topics_not_received(), set())
+                watch = watch_topics(node, topics_to_wait_for(args))
+                check = lift_check_for(args)
+                rise = watch_lift(node, check)
+                self.assertTrue(
+                    wait_until(lambda: not watch.missing(after_instruction=False), TOPICS_TIMEOUT),
+                    watch.report(after_instruction=False),
+                )
+                sender = InstructionSender(node, check.instruction)
+                sender.start(rise)
+                self.assertTrue(
+                    wait_until(lambda: not watch.missing(), PIPELINE_TIMEOUT), watch.report()
+                )
+                self.assertTrue(wait_until(rise.rose, LIFT_TIMEOUT), rise.report())
+                sender.stop()
             finally:
-                rclpy.try_shutdown()
+                stop.set()
+                spinner.join(5)
+                executor.shutdown()
+                node.destroy_node()
+                rclpy.try_shutdown(context=context)
 
-    return TestTopicsAppear
+    return TestLiftBlock
 
 
 @launch_testing.post_shutdown_test()
 class TestExitCodes(unittest.TestCase):
-    def test_every_node_exits_cleanly(self, proc_info):
-        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0, -2, -15])
+    def test_every_process_exits_cleanly_after_sigint(self, proc_info):
+        launch_testing.asserts.assertExitCodes(
+            proc_info, allowable_exit_codes=list(EXIT_CODES_AFTER_SIGINT)
+        )
