@@ -206,6 +206,8 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         run_server(load, settings, sock=sock)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn shut down cleanly, then re-raised the signal
+        return 0
     except (OpenVLAError, OSError, ValueError, RuntimeError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return _fail(f'could not serve {args.model!r}: {text}')
