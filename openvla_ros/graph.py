@@ -231,7 +231,11 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
             'safety_monitor',
             'openvla_ros.nodes.safety_monitor_node',
             'SafetyMonitorNode',
-            remappings=(('joint_states', joint_states), ('image', args.camera_topic)),
+            remappings=(
+                ('joint_states', joint_states),
+                ('image', args.camera_topic),
+                ('image/compressed', args.camera_topic + '/compressed'),
+            ),
         )
     )
     specs.append(

@@ -15,7 +15,12 @@ import sys
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from openvla_ros.control.config import field_descriptions, LimiterConfig, SafetyConfig  # noqa: E402
+from openvla_ros.control.config import (  # noqa: E402
+    BOUNDS_KEYS,
+    field_descriptions,
+    LimiterConfig,
+    SafetyConfig,
+)
 from openvla_ros.nodes import (  # noqa: E402
     action_limiter_node,
     arm_adapter_node,
@@ -63,10 +68,20 @@ def render() -> str:
             if p.low is not None and p.high is not None:
                 extra += f' Range [{p.low}, {p.high}].'
             lines.append(f'| `{p.name}` | `{p.default!r}` | {_cell(p.description + extra)} |')
+        if name in ('action_limiter', 'safety_monitor'):
+            # the safe set: shared parameters (the profile's /** section), read by both nodes
+            comments = field_descriptions(SafetyConfig)
+            for f in fields(SafetyConfig):
+                if f.name in BOUNDS_KEYS:
+                    default = 'required' if f.default is MISSING else f'`{f.default!r}`'
+                    lines.append(
+                        f'| `{f.name}` | {default} | shared by the limiter and the monitor: '
+                        f'{_cell(comments.get(f.name, ""))} |'
+                    )
         if cls is not None:
             comments = field_descriptions(cls)
             for f in fields(cls):
-                if not f.init or f.name == 'control_rate':
+                if not f.init or f.name == 'control_rate' or f.name in BOUNDS_KEYS:
                     continue
                 default = 'required' if f.default is MISSING else f'`{f.default!r}`'
                 lines.append(

@@ -26,6 +26,7 @@ from openvla_ros.adapters.gripper import (
     gripper_command_position,
     INTERBOTIX_GRIPPER_PWM,
     interbotix_gripper_pwm,
+    measured_opening,
     WX250S_FINGER_RANGE,
 )
 from openvla_ros.adapters.joints import JointLimitConfig, JointSolution, JointTargetSolver
@@ -89,6 +90,7 @@ __all__ = [
     'gripper_action_command',
     'gripper_command_position',
     'interbotix_gripper_pwm',
+    'measured_opening',
     'servo_twist',
     'zero_twist',
 ]

@@ -31,7 +31,11 @@ from openvla_ros.adapters.gripper import (
     interbotix_gripper_pwm,
     WX250S_FINGER_RANGE,
 )
-from openvla_ros.adapters.joints import JointLimitConfig, JointTargetSolver
+from openvla_ros.adapters.joints import (
+    JointLimitConfig,
+    JointTargetSolver,
+    LIMIT_JOINT_VELOCITY,
+)
 from openvla_ros.adapters.servo import servo_twist, zero_twist
 from openvla_ros.adapters.values import (
     AdapterResult,
@@ -134,6 +138,7 @@ class ArmAdapter:
         self.last_q: np.ndarray | None = None
         self.last_pose: np.ndarray | None = None
         self.last_gripper_goal: FrankaGripperValues | GripperCommandValues | None = None
+        self.last_command_time: float | None = None
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -145,6 +150,7 @@ class ArmAdapter:
         self.last_q = None
         self.last_pose = None
         self.last_gripper_goal = None
+        self.last_command_time = None
 
     def gripper_goal_sent(self, goal: FrankaGripperValues | GripperCommandValues) -> None:
         """Records a Franka gripper goal the driver accepted (so that it is not sent again)."""
@@ -152,7 +158,12 @@ class ArmAdapter:
 
     # ------------------------------------------------------------------ the mapping
     def command(
-        self, target: EndEffectorCommand, measured_q: np.ndarray | None, *, period: float
+        self,
+        target: EndEffectorCommand,
+        measured_q: np.ndarray | None,
+        *,
+        period: float,
+        now: float | None = None,
     ) -> AdapterResult:
         """What to send for ``target``.
 
@@ -161,6 +172,8 @@ class ArmAdapter:
             measured_q: measured arm joints in ``joint_names`` order; None before the first joint
                 state.
             period: [s] control period (trajectory point time, servo gain, velocity check).
+            now: [s] current time: the joint-velocity check allows the motion of the real time
+                since the last command sent (capped at ``period``); None = one period.
 
         Raises:
             ValueError: period not finite and > 0.
@@ -178,9 +191,23 @@ class ArmAdapter:
         if self.config.interface == 'franka_impedance' and not self.config.check_reach:
             return self._accept(target, None, period, None, OK, 'sent without a reach check')
         reference = self.last_q if self.last_q is not None else measured_q
-        solution = self.solver.solve(target.pose, measured_q, period=period, reference=reference)
+        elapsed = None
+        if now is not None and self.last_command_time is not None and self.last_q is not None:
+            elapsed = now - self.last_command_time
+        solution = self.solver.solve(
+            target.pose,
+            measured_q,
+            period=period,
+            reference=reference,
+            elapsed=elapsed,
+            catch_up=self.last_q is not None,
+        )
         if solution.ok:
             reason = HOLD_RESENT if target.hold else OK
+            if solution.reason == LIMIT_JOINT_VELOCITY:
+                reason = LIMIT_JOINT_VELOCITY
+            if now is not None:
+                self.last_command_time = float(now)
             return self._accept(target, solution.q, period, solution.ik, reason, solution.message)
         if target.hold:
             return self._hold_fallback(target, measured_q, period, solution)

@@ -158,3 +158,35 @@ def changed_meaningfully(
         return abs(new.width - last.width) > min_width_change
     assert isinstance(new, GripperCommandValues) and isinstance(last, GripperCommandValues)
     return abs(new.position - last.position) * 2.0 > min_width_change
+
+
+def measured_opening(robot: str, names, positions) -> float | None:
+    """The normalized opening (0 = closed .. 1 = open) a joint state measures, or None when it
+    has no finger joint of ``robot``. Start-up and resets anchor on it, so that an object held
+    through an e-stop is not dropped.
+
+    - wx250s: ``left_finger`` [m] in ``WX250S_FINGER_RANGE`` (Interbotix and the simulator);
+    - panda / fr3: ``<robot>_finger_joint1`` (+ ``joint2``) [m]; width = their sum, opening =
+      width / ``FRANKA_MAX_WIDTH`` (one finger alone counts twice, the hand is symmetric).
+    """
+    index = {n: i for i, n in enumerate(names)}
+
+    def position(name: str) -> float | None:
+        i = index.get(name)
+        if i is None or i >= len(positions):
+            return None
+        value = float(positions[i])
+        return value if math.isfinite(value) else None
+
+    if robot == 'wx250s':
+        left = position('left_finger')
+        if left is None:
+            return None
+        lo, hi = WX250S_FINGER_RANGE
+        return min(max((left - lo) / (hi - lo), 0.0), 1.0)
+    first = position(f'{robot}_finger_joint1')
+    if first is None:
+        return None
+    second = position(f'{robot}_finger_joint2')
+    width = first + (first if second is None else second)
+    return min(max(width / FRANKA_MAX_WIDTH, 0.0), 1.0)

@@ -50,8 +50,8 @@ BRIDGE_ACTION_HIGH = np.array([0.05, 0.05, 0.05, 0.25, 0.25, 0.25, 1.0])
 class GripperConvention(enum.IntEnum):
     """How to read the gripper value; the numbers are those of msg/ActionChunk.msg."""
 
-    OPEN_IS_ONE = 0  # 1 = open, 0 = closed (bridge_orig, fractal)
-    CLOSED_IS_ONE = 1  # 1 = closed, 0 = open (DROID)
+    OPEN_IS_ONE = 0  # 1 = open, 0 = closed (bridge_orig, fractal, OpenVLA's droid actions)
+    CLOSED_IS_ONE = 1  # 1 = closed, 0 = open (the raw DROID action_dict/gripper_position)
     SIGNED = 2  # +1 = open, -1 = closed (LIBERO evaluation)
 
 
@@ -158,7 +158,12 @@ ACTION_SPACES: dict[str, ActionSpace] = {
         rotation_scale=0.15,
         low=np.array([-1.0, -1.0, -1.0, -1.0, -1.0, -1.0, 0.0]),
         high=np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
-        default_gripper_convention=GripperConvention.CLOSED_IS_ONE,
+        # OpenVLA's DROID actions are gripper 1 = open: openvla/openvla
+        # prismatic/vla/datasets/rlds/oxe/utils/droid_utils.py (droid_baseact_transform and
+        # droid_finetuning_transform) build the action as
+        # concat(cartesian_velocity[:, :3], cartesian_velocity[:, 3:6], 1 - gripper_position),
+        # inverting the raw dataset's gripper_position (1 = closed).
+        default_gripper_convention=GripperConvention.OPEN_IS_ONE,
     ),
 }
 

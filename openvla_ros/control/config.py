@@ -30,12 +30,25 @@ import numpy as np
 from openvla_ros.control.errors import ConfigError
 
 __all__ = [
+    'BOUNDS_KEYS',
     'MERGE_POLICIES',
     'SAFETY_MODES',
     'LimiterConfig',
+    'PoseBounds',
     'SafetyConfig',
     'WorkspaceBox',
 ]
+
+# The keys of a profile's ``safety:`` mapping that define the safe set (box and orientation). The
+# profiles keep them in the shared ``/**`` section, so that the limiter and the monitor read the
+# same numbers (one source of truth).
+BOUNDS_KEYS = (
+    'workspace_low',
+    'workspace_high',
+    'orientation_nominal_rpy',
+    'orientation_low',
+    'orientation_high',
+)
 
 # Names of the chunk merge policies of the rate limiter (see rate_limiter.py for their meaning).
 MERGE_POLICIES = ('append', 'latest_only', 'weighted_average')
@@ -164,6 +177,99 @@ class WorkspaceBox:
         return np.clip(np.asarray(position, dtype=float), self.low, self.high)
 
 
+@dataclass(frozen=True)
+class PoseBounds:
+    """The safe set of end-effector poses: the workspace box and the orientation bounds.
+
+    Orientation bounds are on the Euler 'xyz' angles of ``R_nominal^T R``. One implementation of
+    "clip a pose into the safe set" serves the rate limiter (whose goal never leaves the set) and
+    the safety monitor (the independent last gate).
+
+    Clipping is *anchored*: per axis the allowed interval is the bound enlarged to include the
+    anchor (the previous safe pose). Inside the set this is the plain clip; for an arm that starts
+    outside it, motion back toward the set passes and motion further out is stopped, so an anchor
+    outside the set is never pulled onto it in one jump.
+    """
+
+    box: WorkspaceBox
+    nominal_rpy: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    low: tuple[float, float, float] = (-math.pi, -math.pi, -math.pi)
+    high: tuple[float, float, float] = (math.pi, math.pi, math.pi)
+
+    @property
+    def nominal(self) -> np.ndarray:
+        """(3, 3) nominal orientation."""
+        from scipy.spatial.transform import Rotation  # noqa: PLC0415
+
+        return Rotation.from_euler('xyz', self.nominal_rpy).as_matrix()
+
+    def rpy(self, rot: np.ndarray) -> np.ndarray:
+        """Euler 'xyz' angles [rad] of ``R_nominal^T rot``."""
+        from scipy.spatial.transform import Rotation  # noqa: PLC0415
+
+        return Rotation.from_matrix(self.nominal.T @ np.asarray(rot, dtype=float)).as_euler('xyz')
+
+    def _intervals(
+        self, low: np.ndarray, high: np.ndarray, anchor: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if anchor is None:
+            return low, high
+        return np.minimum(low, anchor), np.maximum(high, anchor)
+
+    def clip_position(self, position: np.ndarray, anchor: np.ndarray | None = None) -> np.ndarray:
+        """``position`` (3,) clipped into the box, enlarged per axis to include ``anchor``."""
+        low, high = self._intervals(
+            np.asarray(self.box.low), np.asarray(self.box.high),
+            None if anchor is None else np.asarray(anchor, dtype=float),
+        )
+        return np.clip(np.asarray(position, dtype=float), low, high)
+
+    def clip_rotation(self, rot: np.ndarray, anchor: np.ndarray | None = None) -> np.ndarray:
+        """``rot`` (3, 3) with its relative Euler angles clipped to the bounds (enlarged to include
+        those of the ``anchor`` rotation)."""
+        from scipy.spatial.transform import Rotation  # noqa: PLC0415
+
+        rpy = self.rpy(rot)
+        low, high = self._intervals(
+            np.asarray(self.low), np.asarray(self.high),
+            None if anchor is None else self.rpy(anchor),
+        )
+        clipped = np.clip(rpy, low, high)
+        if np.array_equal(clipped, rpy):
+            return np.asarray(rot, dtype=float).copy()
+        return self.nominal @ Rotation.from_euler('xyz', clipped).as_matrix()
+
+    def clip(self, pose: np.ndarray, anchor: np.ndarray | None = None) -> np.ndarray:
+        """``pose`` (4, 4) with position and orientation clipped (anchored on ``anchor``)."""
+        p = np.asarray(pose, dtype=float)
+        a = None if anchor is None else np.asarray(anchor, dtype=float)
+        out = np.eye(4)
+        out[:3, :3] = self.clip_rotation(p[:3, :3], None if a is None else a[:3, :3])
+        out[:3, 3] = self.clip_position(p[:3, 3], None if a is None else a[:3, 3])
+        return out
+
+    def contains(self, pose: np.ndarray, *, tolerance: float = 1e-9) -> bool:
+        """Whether ``pose`` (4, 4) lies inside the box and the orientation bounds."""
+        p = np.asarray(pose, dtype=float)
+        if not self.box.contains(p[:3, 3], tolerance=tolerance):
+            return False
+        rpy = self.rpy(p[:3, :3])
+        return bool(
+            np.all(rpy >= np.asarray(self.low) - tolerance)
+            and np.all(rpy <= np.asarray(self.high) + tolerance)
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PoseBounds:
+        """From the ``BOUNDS_KEYS`` of a ``safety:`` mapping (other keys are ignored).
+
+        Raises:
+            ConfigError: a bound is missing or invalid.
+        """
+        values = {k: data[k] for k in BOUNDS_KEYS if k in data}
+        return SafetyConfig.from_dict(values).bounds
+
+
 @dataclass
 class LimiterConfig:
     """Settings of the action-chunk rate limiter (``limiter:`` section of a profile).
@@ -258,9 +364,10 @@ class LimiterConfig:
 class SafetyConfig:
     """Settings of the safety monitor (``safety:`` section of a profile).
 
-    The workspace has no default on purpose: no box fits every robot.
-        The step limits are per call of
-    ``SafetyMonitor.filter`` (one call per control period).
+    The workspace has no default on purpose: no box fits every robot. The step limits are per
+    control period of *real time*: a target that arrives ``t`` seconds after the previous output
+    may move ``min(t, period) / period`` times the step, so a burst of targets cannot move the arm
+    faster than ``max_step_* * control_rate``.
     """
 
     workspace_low: tuple[float, float, float]  # [m] x, y, z lower corner in the base frame
@@ -280,7 +387,16 @@ class SafetyConfig:
     command_timeout: float = 0.5  # [s] command watchdog (checked by tick()); inf disables it
     control_rate: float = 50.0  # [Hz] rate of filter()/tick() calls
     ik_failures_before_fault: int = 0  # consecutive IK failures that latch FAULT; 0 = only HOLD
+    # [m] commanded-vs-measured TCP distance that holds (the command re-anchors on the measured
+    # pose); inf disables it
+    max_tracking_error: float = math.inf
+    # [rad] commanded-vs-measured TCP rotation angle that holds; inf disables it
+    max_tracking_rotation: float = math.inf
+    # [s] with an instruction active, no chunk and no policy status for this long holds; inf
+    # disables it
+    policy_timeout: float = math.inf
     workspace: WorkspaceBox = field(init=False, repr=False)
+    bounds: PoseBounds = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         owner = 'SafetyConfig'
@@ -328,6 +444,23 @@ class SafetyConfig:
         self.ik_failures_before_fault = _integer(
             owner, 'ik_failures_before_fault', self.ik_failures_before_fault, minimum=0
         )
+        self.max_tracking_error = _positive(
+            owner, 'max_tracking_error', self.max_tracking_error, allow_inf=True
+        )
+        self.max_tracking_rotation = _positive(
+            owner, 'max_tracking_rotation', self.max_tracking_rotation, allow_inf=True
+        )
+        self.policy_timeout = _positive(owner, 'policy_timeout', self.policy_timeout,
+                                        allow_inf=True)
+        self.bounds = PoseBounds(
+            self.workspace, self.orientation_nominal_rpy, self.orientation_low,
+            self.orientation_high,
+        )
+
+    @property
+    def period(self) -> float:
+        """The control period [s]."""
+        return 1.0 / self.control_rate
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SafetyConfig:

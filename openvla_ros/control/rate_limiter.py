@@ -6,6 +6,16 @@ Semantics (each delta is consumed exactly once; see ROBOTS.md, "delta applied 3 
   image time).
 - ``step(now)`` consumes every due action, in order, each applied ONCE to the previous *goal*
   (never the measured pose), giving the next goal. Overdue actions are consumed in the same step.
+- No windup: with ``bounds`` (the profile's workspace box and orientation bounds, the same ones
+  the safety monitor enforces) each new goal is clipped into the safe set before it becomes the
+  base of the next delta, as the Bridge robot code clips each target. A push past a face leaves
+  the goal on the face, so a reversal moves the target back in the next period. A goal that
+  starts outside the set (an arm outside the box at start-up) may only move back toward it
+  (``PoseBounds.clip`` anchored on the previous goal).
+- ``reanchor(pose)``: the safety monitor refused a target (IK failure, joint limit, tracking
+  error); the refused motion is dropped and target and goal restart, at rest, from the last safe
+  output. Pending actions stay queued (the Bridge code's "no IK solution: do nothing" drops only
+  the failing delta).
 - Every action has an id ``(chunk_id, index)``; ``history`` records which ids each consumed
   delta came from and ``dropped`` records every id that will never be applied, with the reason.
 - An action is skipped when its time slot was already executed:
@@ -62,7 +72,7 @@ from openvla_ros.control.actions import (
     gripper_to_opening,
     GripperConvention,
 )
-from openvla_ros.control.config import LimiterConfig
+from openvla_ros.control.config import LimiterConfig, PoseBounds
 from openvla_ros.control.errors import NotReadyError, UnknownNameError
 
 __all__ = [
@@ -251,13 +261,17 @@ class ActionRateLimiter:
     callback group in the node).
     """
 
-    def __init__(self, config: LimiterConfig | None = None) -> None:
+    def __init__(self, config: LimiterConfig | None = None,
+                 bounds: PoseBounds | None = None) -> None:
         """Create a limiter; it needs ``reset(pose, gripper)`` before it moves.
 
         Args:
             config: limits and policies; defaults to ``LimiterConfig()``.
+            bounds: the safe set every goal is clipped into (the profile's ``safety`` box and
+                orientation bounds); None leaves goals unclipped (tests of the pacing alone).
         """
         self.config = config if config is not None else LimiterConfig()
+        self.bounds = bounds
         cfg = self.config
         self._otg = Ruckig(6, cfg.period)
         self._inp = InputParameter(6)
@@ -280,6 +294,8 @@ class ActionRateLimiter:
             'actions_consumed': 0,
             'actions_dropped': 0,
             'replans': 0,
+            'goals_clipped': 0,
+            'reanchors': 0,
         }
 
     # ------------------------------------------------------------------ views
@@ -350,6 +366,39 @@ class ActionRateLimiter:
         if forget_stamps:
             self._last_stamp = -math.inf
             self._last_consumed_due = -math.inf
+
+    def reanchor(self, pose: np.ndarray, gripper: float | None = None) -> bool:
+        """Restart target and goal, at rest, from ``pose`` (the last safe output), keeping the
+        queue and the consumed time slots: the motion the monitor refused is dropped.
+
+        Args:
+            pose: (4, 4) the safety monitor's last safe target.
+            gripper: its opening; None keeps the current gripper target.
+
+        Returns:
+            False (nothing changes) before ``reset`` or for a pose that is not a finite rigid
+            transform.
+        """
+        if self._state is None:
+            return False
+        p = np.array(pose, dtype=float)
+        if p.shape != (4, 4) or not np.all(np.isfinite(p)):
+            return False
+        rot = p[:3, :3]
+        if float(np.max(np.abs(rot.T @ rot - np.eye(3)))) > 1e-6 or np.linalg.det(rot) < 0:
+            return False
+        state = self._state
+        state.pose = p.copy()
+        state.goal = p.copy()
+        state.velocity = np.zeros(6)
+        state.acceleration = np.zeros(6)
+        state.braking = False
+        if gripper is not None and _is_finite(gripper):
+            g = float(np.clip(gripper, 0.0, 1.0))
+            state.gripper = g
+            state.goal_gripper = g
+        self.counters['reanchors'] += 1
+        return True
 
     def clear(self, now: float = math.nan) -> None:
         """Drop every pending action and brake to a stop within the
@@ -576,7 +625,13 @@ class ActionRateLimiter:
         if not state.braking and math.isfinite(now):
             while self._queue and self._queue[0].due <= now + _EPS_TIME:
                 action = self._queue.pop(0)
-                state.goal = _apply_metric_delta(state.goal, action.delta)
+                goal = _apply_metric_delta(state.goal, action.delta)
+                if self.bounds is not None:
+                    clipped = self.bounds.clip(goal, anchor=state.goal)
+                    if not np.allclose(clipped, goal, rtol=0.0, atol=1e-12):
+                        self.counters['goals_clipped'] += 1
+                    goal = clipped
+                state.goal = goal
                 state.goal_gripper = action.gripper
                 self._last_consumed_due = max(self._last_consumed_due, action.due)
                 self._history.append(ConsumedAction(action, now, state.goal.copy()))

@@ -16,11 +16,19 @@ IK failure and joint-limit violation go to HOLD, not FAULT (the Bridge robot cod
 solution, do nothing"), because a target just outside the reachable set is a normal event for a
 learned policy; a persistent failure can be escalated to FAULT with ``ik_failures_before_fault``.
 
-Invariants (tested with hypothesis): no output pose outside the workspace box; no output step
-larger than the per-period limits relative to the previous output; non-finite never passes; after
-an e-stop nothing but hold passes until reset; ESTOP and FAULT latch until reset. Every candidate
-is checked once more against these invariants just before it is returned; a failure there becomes a
-hold.
+Limits per unit of time: a target that arrives ``t`` seconds after the previous output may move
+at most ``min(t, period) / period`` times the per-period step (translation, rotation, gripper), so
+N targets within one period move the arm no further than one period's step.
+
+The safe set is anchored (``PoseBounds.clip``): a reference pose outside the box or the
+orientation bounds (an arm that starts outside) is held where it is, never pulled onto the box in
+one jump, and only motion back toward the set passes (reason ``CLIP_TOWARD_WORKSPACE``).
+
+Invariants (tested with hypothesis): every output pose is inside the safe set, or no further
+outside it on any axis than the previous output; no output step larger than the per-time limits
+relative to the previous output; non-finite never passes; after an e-stop nothing but hold passes
+until reset; ESTOP and FAULT latch until reset. Every candidate is checked once more against these
+invariants just before it is returned; a failure there becomes a hold.
 """
 
 from __future__ import annotations
@@ -76,6 +84,17 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     'HALT_FOR_STALE_JOINT_STATES': 'The joint states are too old (or missing); holding.',
     'HALT_FOR_STALE_COMMANDS': 'No command arrived within command_timeout; holding.',
     'HALT_FOR_POLICY_FAULT': 'The policy reports a fault (e.g. an unreachable server); holding.',
+    'HALT_FOR_STALE_POLICY': (
+        'An instruction is active but no chunk and no policy status arrived within '
+        'policy_timeout (the policy crashed or hangs); holding.'
+    ),
+    'HALT_FOR_TRACKING_ERROR': (
+        'The measured pose is further from the command than max_tracking_error (a blocked or '
+        'lagging arm); the command re-anchors on the measured pose and holds.'
+    ),
+    'CLIP_TOWARD_WORKSPACE': (
+        'The arm is outside the safe set; only motion back toward it passes.'
+    ),
     'HALT_FOR_IK_FAILURE': 'Inverse kinematics found no solution for the target; holding.',
     'HALT_FOR_JOINT_LIMIT': 'The target needs a joint beyond its position limit; holding.',
     'HALT_FOR_JOINT_VELOCITY_LIMIT': 'The target needs a joint faster than its limit; holding.',
@@ -171,7 +190,14 @@ class SafetyMonitor:
         """
         self.config = config
         self._nominal = Rotation.from_euler('xyz', config.orientation_nominal_rpy).as_matrix()
+        self._bounds = config.bounds
         self._hold_pose: np.ndarray | None = None
+        self._last_output_time = math.nan
+        self._measured_pose: np.ndarray | None = None
+        self._measured_gripper = math.nan
+        self._instruction_active = False
+        self._instruction_time = math.nan
+        self._policy_seen = math.nan
         self._hold_gripper = math.nan
         self._hold_q: np.ndarray | None = None
         self._image_stamp = math.nan
@@ -219,10 +245,11 @@ class SafetyMonitor:
         Args:
             q: (n,) joint positions [rad] (kept as the hold solution before any IK ran), or None.
             stamp: [s] the joint state's stamp; non-finite stamps are ignored.
-            pose: (4, 4) measured TCP pose (FK of ``q``); used only
-                while there is no reference yet.
-            gripper: measured opening (0 = closed, 1 = open); defaults to 1 (open) for the
-                reference.
+            pose: (4, 4) measured TCP pose (FK of ``q``): the reference while there is none
+                yet, and the measured side of the tracking-error bound.
+            gripper: measured opening (0 = closed, 1 = open): the reference gripper, so that an
+                object held at start-up or through a reset is kept; None (no finger joint in the
+                joint states) falls back to 1 (open).
         """
         if not (isinstance(stamp, (int, float)) and math.isfinite(stamp)):
             return
@@ -231,13 +258,42 @@ class SafetyMonitor:
             if not np.all(np.isfinite(q_arr)):
                 return
         self._joint_stamp = float(stamp)
+        measured = _finite_pose(pose) if pose is not None else None
+        if measured is not None and np.all(np.isfinite(measured)) and self._is_rigid(measured):
+            self._measured_pose = measured
+        if gripper is not None and math.isfinite(float(gripper)):
+            self._measured_gripper = float(np.clip(gripper, 0.0, 1.0))
         if self._hold_pose is None and pose is not None:
-            self.set_reference(pose, 1.0 if gripper is None else gripper)
+            reference_gripper = (self._measured_gripper
+                                 if math.isfinite(self._measured_gripper) else 1.0)
+            self.set_reference(pose, reference_gripper)
             if q is not None:
                 self._hold_q = np.array(q, dtype=float)
 
+    @property
+    def measured_gripper(self) -> float:
+        """The last measured opening, NaN if none (the gripper a reset keeps)."""
+        return self._measured_gripper
+
+    def on_instruction(self, text: str, now: float) -> None:
+        """Record the instruction: while one is active the policy watchdog runs.
+
+        Args:
+            text: the instruction; empty (or blank) = idle, which never trips the watchdog.
+            now: [s] receipt time (the policy gets ``policy_timeout`` from here to answer).
+        """
+        self._instruction_active = bool(str(text).strip())
+        if isinstance(now, (int, float)) and math.isfinite(now):
+            self._instruction_time = float(now)
+
+    def on_policy_alive(self, now: float) -> None:
+        """Record a sign of life of the policy (a chunk or a policy status), at receipt time."""
+        if isinstance(now, (int, float)) and math.isfinite(now):
+            self._policy_seen = float(now)
+
     def set_reference(self, pose: np.ndarray, gripper: float) -> bool:
-        """Re-anchor the hold pose (startup); the pose is clipped into the workspace box.
+        """Re-anchor the hold pose (startup) on the measured pose, as it is: a pose outside the
+        safe set is held there (no jump onto the box); targets may then only move back toward it.
 
         Args:
             pose: (4, 4) measured TCP pose.
@@ -256,10 +312,10 @@ class SafetyMonitor:
             return False
         if not (isinstance(gripper, (int, float)) and math.isfinite(gripper)):
             return False
-        arr[:3, 3] = self.config.workspace.clip(arr[:3, 3])
         self._hold_pose = arr
         self._hold_gripper = float(np.clip(gripper, 0.0, 1.0))
         self._hold_q = None
+        self._last_output_time = math.nan
         return True
 
     def on_policy(self, ok: bool, message: str = '') -> None:
@@ -308,6 +364,9 @@ class SafetyMonitor:
             was.append('FAULT (' + ', '.join(self._fault_reasons) + ')')
         self._estop_latched = False
         self._fault_reasons = ()
+        if math.isfinite(self._measured_gripper):
+            # keep the world as it is: an object held through the e-stop stays held
+            self._hold_gripper = self._measured_gripper
         self._fault_messages = ()
         self._ik_failures = 0
         self._command_stamp = float(now)
@@ -354,6 +413,8 @@ class SafetyMonitor:
         self._last_messages = tuple(messages)
         pose = None if self._hold_pose is None else self._hold_pose.copy()
         q = None if self._hold_q is None else self._hold_q.copy()
+        if pose is not None and isinstance(now, (int, float)) and math.isfinite(now):
+            self._last_output_time = float(now)
         return SafetyDecision(now, pose, self._hold_gripper, True, state, tuple(reasons),
                               tuple(messages), outcome, q)
 
@@ -390,7 +451,53 @@ class SafetyMonitor:
         if self._policy_fault is not None:
             reasons.append('HALT_FOR_POLICY_FAULT')
             messages.append(f'policy fault: {self._policy_fault}')
+        if self._instruction_active and math.isfinite(cfg.policy_timeout):
+            last = max(x for x in (self._policy_seen, self._instruction_time, -math.inf)
+                       if not math.isnan(x))
+            silence = now - last
+            if silence > cfg.policy_timeout:
+                reasons.append('HALT_FOR_STALE_POLICY')
+                messages.append(f'an instruction is active and the policy has been silent for '
+                                f'{silence:.3f} s (no chunk, no status), beyond policy_timeout '
+                                f'{cfg.policy_timeout:.3f} s')
         return reasons, messages
+
+    def step_scale(self, now: float) -> float:
+        """Fraction of one period's step a target may move at ``now`` (for an IK callable's
+        joint-velocity time base: ``dt = period * step_scale(now)``)."""
+        return self._step_scale(now)
+
+    def _step_scale(self, now: float) -> float:
+        """Fraction of one period's step allowed now: the real time since the last output,
+        capped at one period (one period before any output)."""
+        period = self.config.period
+        if not math.isfinite(self._last_output_time):
+            return 1.0
+        elapsed = now - self._last_output_time
+        return min(max(elapsed, 0.0), period) / period
+
+    def _tracking(self) -> tuple[str, str] | None:
+        """(reason, message) when the command is further from the measured pose than allowed."""
+        cfg = self.config
+        if self._measured_pose is None or self._hold_pose is None:
+            return None
+        distance = float(np.linalg.norm(self._hold_pose[:3, 3] - self._measured_pose[:3, 3]))
+        angle = _angle_between(self._measured_pose[:3, :3], self._hold_pose[:3, :3])
+        if distance > cfg.max_tracking_error or angle > cfg.max_tracking_rotation:
+            return ('HALT_FOR_TRACKING_ERROR',
+                    f'the command is {distance:.4f} m and {angle:.4f} rad from the measured pose '
+                    f'(limits {cfg.max_tracking_error:.4f} m, {cfg.max_tracking_rotation:.4f} '
+                    f'rad); re-anchored on the measured pose')
+        return None
+
+    def _tracking_hold(self, now: float, outcome: str) -> SafetyDecision | None:
+        failure = self._tracking()
+        if failure is None:
+            return None
+        assert self._measured_pose is not None
+        self._hold_pose = self._measured_pose.copy()
+        self._hold_q = None
+        return self._hold(now, SafetyState.HOLD, [failure[0]], [failure[1]], outcome)
 
     def tick(self, now: float) -> SafetyDecision:
         """A control period without a command: run the watchdogs and return the hold decision.
@@ -415,6 +522,9 @@ class SafetyMonitor:
         reasons, messages = self._watchdogs(now, include_commands=True)
         if reasons:
             return self._hold(now, SafetyState.HOLD, reasons, messages, 'held')
+        tracking = self._tracking_hold(now, 'held')
+        if tracking is not None:
+            return tracking
         return self._hold(now, self._last_state, list(self._last_reasons),
                           list(self._last_messages), 'held')
 
@@ -431,10 +541,12 @@ class SafetyMonitor:
     def _orientation_rpy(self, rot: np.ndarray) -> np.ndarray:
         return Rotation.from_matrix(self._nominal.T @ rot).as_euler('xyz')
 
-    def _orientation_ok(self, rot: np.ndarray) -> bool:
+    def _orientation_ok(self, rot: np.ndarray, anchor: np.ndarray) -> bool:
+        """Inside the orientation bounds, enlarged per angle to include the anchor's."""
         rpy = self._orientation_rpy(rot)
-        low = np.asarray(self.config.orientation_low) - _EPS_ANGLE
-        high = np.asarray(self.config.orientation_high) + _EPS_ANGLE
+        ref = self._orientation_rpy(anchor)
+        low = np.minimum(np.asarray(self.config.orientation_low), ref) - _EPS_ANGLE
+        high = np.maximum(np.asarray(self.config.orientation_high), ref) + _EPS_ANGLE
         if np.any(rpy < low):
             return False
         if np.any(rpy > high):
@@ -490,6 +602,9 @@ class SafetyMonitor:
         reasons, messages = self._watchdogs(now, include_commands=False)
         if reasons:
             return self._hold(now, SafetyState.HOLD, reasons, messages, 'rejected')
+        tracking = self._tracking_hold(now, 'rejected')
+        if tracking is not None:
+            return tracking
 
         clip = cfg.mode == 'clip'
         clips: list[str] = []
@@ -499,56 +614,61 @@ class SafetyMonitor:
         prev_position = self._hold_pose[:3, 3]
         prev_rot = self._hold_pose[:3, :3]
         g = float(gripper)
+        bounds = self._bounds
+        scale = self._step_scale(now)
+        max_translation = cfg.max_step_translation * scale
+        max_rotation = cfg.max_step_rotation * scale
+        max_gripper = cfg.max_step_gripper * scale
+        outside = not bounds.contains(self._hold_pose)
 
-        # Orientation bounds (Euler 'xyz' of R_nominal^T R).
+        # Orientation bounds (Euler 'xyz' of R_nominal^T R), anchored on the previous output.
         rpy = self._orientation_rpy(rot)
-        low = np.asarray(cfg.orientation_low)
-        high = np.asarray(cfg.orientation_high)
-        if np.any(rpy < low) or np.any(rpy > high):
+        if not self._orientation_ok(rot, prev_rot):
             text = (f'orientation rpy {np.round(rpy, 4).tolist()} rad is outside '
                     f'[{list(cfg.orientation_low)}, {list(cfg.orientation_high)}]')
             if not clip:
                 return self._hold(now, SafetyState.HOLD, ['REJECT_ORIENTATION_LIMIT'], [text],
                                   'rejected')
-            rot = self._nominal @ Rotation.from_euler('xyz', np.clip(rpy, low, high)).as_matrix()
+            rot = bounds.clip_rotation(rot, anchor=prev_rot)
             clips.append('CLIP_ORIENTATION_LIMIT')
             notes.append(text + '; clipped')
 
-        # Workspace box.
-        box = cfg.workspace
-        if not box.contains(position):
+        # Workspace box, anchored on the previous output.
+        allowed = bounds.clip_position(position, anchor=prev_position)
+        if not np.array_equal(allowed, position):
+            box = cfg.workspace
             text = (f'target position {np.round(position, 4).tolist()} m is outside the box '
                     f'{list(box.low)}..{list(box.high)} m')
             if not clip:
                 return self._hold(now, SafetyState.HOLD, ['REJECT_OUTSIDE_WORKSPACE'], [text],
                                   'rejected')
-            position = box.clip(position)
+            position = allowed
             clips.append('CLIP_TO_WORKSPACE')
             notes.append(text + '; clipped')
 
-        # Step in translation (norm), relative to the previous output.
+        # Step in translation (norm), relative to the previous output, per real time.
         step = position - prev_position
         distance = float(np.linalg.norm(step))
-        if distance > cfg.max_step_translation:
-            text = (f'step of {distance:.4f} m exceeds max_step_translation '
-                    f'{cfg.max_step_translation:.4f} m')
+        if distance > max_translation:
+            text = (f'step of {distance:.4f} m exceeds {max_translation:.4f} m '
+                    f'(max_step_translation over {scale:.2f} period)')
             if not clip:
                 return self._hold(now, SafetyState.HOLD, ['REJECT_STEP_TRANSLATION'], [text],
                                   'rejected')
-            position = prev_position + step * (cfg.max_step_translation / distance)
+            position = prev_position + step * (max_translation / distance)
             clips.append('CLIP_STEP_TRANSLATION')
             notes.append(text + '; shortened')
 
-        # Step in rotation (geodesic angle), relative to the previous output.
+        # Step in rotation (geodesic angle), relative to the previous output, per real time.
         turn = Rotation.from_matrix(rot @ prev_rot.T).as_rotvec()
         angle = float(np.linalg.norm(turn))
-        if angle > cfg.max_step_rotation:
-            text = (f'rotation step of {angle:.4f} rad exceeds max_step_rotation '
-                    f'{cfg.max_step_rotation:.4f} rad')
+        if angle > max_rotation:
+            text = (f'rotation step of {angle:.4f} rad exceeds {max_rotation:.4f} rad '
+                    f'(max_step_rotation over {scale:.2f} period)')
             if not clip:
                 return self._hold(now, SafetyState.HOLD, ['REJECT_STEP_ROTATION'], [text],
                                   'rejected')
-            scaled = turn * (cfg.max_step_rotation / angle)
+            scaled = turn * (max_rotation / angle) if angle > 0.0 else turn
             rot = Rotation.from_rotvec(scaled).as_matrix() @ prev_rot
             clips.append('CLIP_STEP_ROTATION')
             notes.append(text + '; shortened')
@@ -559,22 +679,26 @@ class SafetyMonitor:
             notes.append(f'gripper {g:.4f} is outside [0, 1]; clipped')
             g = float(np.clip(g, 0.0, 1.0))
         gripper_step = g - self._hold_gripper
-        if abs(gripper_step) > cfg.max_step_gripper:
-            text = (f'gripper change {gripper_step:+.4f} exceeds max_step_gripper '
-                    f'{cfg.max_step_gripper:.4f}')
+        if abs(gripper_step) > max_gripper:
+            text = (f'gripper change {gripper_step:+.4f} exceeds {max_gripper:.4f} '
+                    f'(max_step_gripper over {scale:.2f} period)')
             if not clip:
                 return self._hold(now, SafetyState.HOLD, ['REJECT_GRIPPER_RATE'], [text],
                                   'rejected')
-            g = self._hold_gripper + math.copysign(cfg.max_step_gripper, gripper_step)
+            g = self._hold_gripper + math.copysign(max_gripper, gripper_step)
             clips.append('CLIP_GRIPPER_RATE')
             notes.append(text + '; slowed')
-
         candidate = np.eye(4)
         candidate[:3, :3] = rot
         candidate[:3, 3] = position
+        if outside and not bounds.contains(candidate):
+            clips.append('CLIP_TOWARD_WORKSPACE')
+            notes.append(f'the arm is outside the safe set at '
+                         f'{np.round(prev_position, 4).tolist()} m; only motion back toward it '
+                         f'passes')
 
         # Final invariant check, one property per line; anything odd becomes a hold.
-        failure = self._final_check(candidate, g)
+        failure = self._final_check(candidate, g, scale)
         if failure is not None:
             return self._hold(now, SafetyState.HOLD, ['REJECT_FINAL_CHECK'], [failure],
                               'rejected')
@@ -609,6 +733,7 @@ class SafetyMonitor:
 
         self._hold_pose = candidate
         self._hold_gripper = g
+        self._last_output_time = float(now)
         if q is not None:
             self._hold_q = q
         if clips:
@@ -639,25 +764,28 @@ class SafetyMonitor:
             return self._hold(now, state, reasons, messages, 'rejected')
         return self._hold(now, SafetyState.HOLD, [code], [f'{reason}: {message}'], 'rejected')
 
-    def _final_check(self, pose: np.ndarray, gripper: float) -> str | None:
+    def _final_check(self, pose: np.ndarray, gripper: float, scale: float) -> str | None:
         cfg = self.config
         assert self._hold_pose is not None
+        prev = self._hold_pose
         if not np.all(np.isfinite(pose)):
             return 'the filtered pose is not finite'
         if not math.isfinite(gripper):
             return 'the filtered gripper is not finite'
-        if not cfg.workspace.contains(pose[:3, 3], tolerance=_EPS_POSITION):
-            return 'the filtered position is outside the workspace box'
-        distance = float(np.linalg.norm(pose[:3, 3] - self._hold_pose[:3, 3]))
-        if distance > cfg.max_step_translation + _EPS_POSITION:
+        low = np.minimum(np.asarray(cfg.workspace.low), prev[:3, 3]) - _EPS_POSITION
+        high = np.maximum(np.asarray(cfg.workspace.high), prev[:3, 3]) + _EPS_POSITION
+        if np.any(pose[:3, 3] < low) or np.any(pose[:3, 3] > high):
+            return 'the filtered position is outside the box (or further out than the last output)'
+        distance = float(np.linalg.norm(pose[:3, 3] - prev[:3, 3]))
+        if distance > cfg.max_step_translation * scale + _EPS_POSITION:
             return f'the filtered step {distance:.6f} m exceeds max_step_translation'
-        angle = _angle_between(self._hold_pose[:3, :3], pose[:3, :3])
-        if angle > cfg.max_step_rotation + _EPS_ANGLE:
+        angle = _angle_between(prev[:3, :3], pose[:3, :3])
+        if angle > cfg.max_step_rotation * scale + _EPS_ANGLE:
             return f'the filtered rotation step {angle:.6f} rad exceeds max_step_rotation'
-        if not self._orientation_ok(pose[:3, :3]):
+        if not self._orientation_ok(pose[:3, :3], prev[:3, :3]):
             return 'the filtered orientation is outside the orientation bounds'
         if gripper < 0.0 or gripper > 1.0:
             return 'the filtered gripper is outside [0, 1]'
-        if abs(gripper - self._hold_gripper) > cfg.max_step_gripper + 1e-12:
+        if abs(gripper - self._hold_gripper) > cfg.max_step_gripper * scale + 1e-12:
             return 'the filtered gripper step exceeds max_step_gripper'
         return None

@@ -89,10 +89,15 @@ def declare_params(node: Node, params: Iterable[Param]) -> dict[str, Any]:
 
 
 def declare_dataclass(
-    node: Node, prefix: str, cls: type, *, exclude: tuple[str, ...] = ()
+    node: Node,
+    prefix: str,
+    cls: type,
+    *,
+    exclude: tuple[str, ...] = (),
+    only: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """Declares one parameter per field of a config dataclass (``prefix.field``) and returns a dict
-    of them.
+    """Declares one parameter per field of a config dataclass (``prefix.field``, or ``field``
+    when ``prefix`` is empty; only the fields in ``only`` when given) and returns a dict of them.
 
     The dataclass stays the one source of truth for names, defaults and validation; the comment
     beside each field (units first) becomes the parameter description. A field without a default
@@ -102,24 +107,23 @@ def declare_dataclass(
     out: dict[str, Any] = {}
     comments = field_descriptions(cls)
     for f in fields(cls):
-        if not f.init or f.name in exclude:
+        if not f.init or f.name in exclude or (only is not None and f.name not in only):
             continue
+        name = f'{prefix}.{f.name}' if prefix else f.name
         text = comments.get(f.name) or f.name.replace('_', ' ')
         if f.default is MISSING and f.default_factory is MISSING:
             if 'tuple' not in str(f.type):
                 raise TypeError(f'{cls.__name__}.{f.name}: only tuple fields may lack a default')
             desc = ParameterDescriptor(
-                name=f'{prefix}.{f.name}',
+                name=name,
                 description=text,
                 read_only=True,
                 type=ParameterType.PARAMETER_DOUBLE_ARRAY,
             )
-            value = node.declare_parameter(
-                f'{prefix}.{f.name}', Parameter.Type.DOUBLE_ARRAY, desc
-            ).value
+            value = node.declare_parameter(name, Parameter.Type.DOUBLE_ARRAY, desc).value
             if value is None:
                 raise ValueError(
-                    f'parameter {prefix}.{f.name} has no default and is not set: '
+                    f'parameter {name} has no default and is not set: '
                     'give it in the profile YAML'
                 )
             out[f.name] = list(value)
@@ -135,7 +139,7 @@ def declare_dataclass(
         if default is None or not (isinstance(default, (bool, int, float, str, list))):
             continue
         value = node.declare_parameter(
-            f'{prefix}.{f.name}', default, _descriptor(Param(f'{prefix}.{f.name}', default, text))
+            name, default, _descriptor(Param(name, default, text))
         ).value
         out[f.name] = list(value) if isinstance(default, list) else value
     return out

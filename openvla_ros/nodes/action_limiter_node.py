@@ -3,9 +3,21 @@ out.
 
 Owns the queue of future actions (``openvla_ros.control.ActionRateLimiter``): each delta is applied
 once, to the previous *target*, when its time comes; targets go out at ``control_rate``; with an
-empty queue the last target is held. The queue is dropped on an empty instruction and whenever the
-safety monitor holds or stops, and the target re-anchors on the measured pose after an e-stop or
-fault is reset.
+empty queue the last target is held.
+
+No windup: each goal is clipped into the safe set (the shared ``workspace_*`` / ``orientation_*``
+parameters the safety monitor enforces). Feedback from the monitor (``/openvla/safe_ee_target``
+and ``/openvla/safety_status``, published at once on every change):
+
+- a refusal (IK failure, joint or joint-velocity limit, a REJECT_* in reject mode): the refused
+  motion is dropped and target and goal restart from the monitor's last safe target; the queue
+  and new chunks go on (a reachable command moves the arm in the next period);
+- a tracking-error hold: the same, from the measured pose;
+- any other hold (camera, joint states, policy silent or faulty), ESTOP or FAULT: the queue is
+  dropped and new chunks are refused until the monitor recovers;
+- after an e-stop or fault is reset: re-anchor on the measured pose and the measured gripper.
+
+An empty instruction drops the queue and brakes to a stop.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from openvla_ros.adapters.gripper import measured_opening
 from openvla_ros.control import (
     ActionChunkData,
     ActionRateLimiter,
@@ -25,6 +38,7 @@ from openvla_ros.control import (
     LimiterConfig,
     SafetyState,
 )
+from openvla_ros.control.config import BOUNDS_KEYS, PoseBounds, SafetyConfig
 from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
 from openvla_ros.nodes._common import (
@@ -34,7 +48,7 @@ from openvla_ros.nodes._common import (
     run_node,
     stamp_to_sec,
 )
-from openvla_ros.nodes._conversions import joint_positions, matrix_to_pose
+from openvla_ros.nodes._conversions import joint_positions, matrix_to_pose, pose_to_matrix
 
 PARAMS = (
     Param(
@@ -51,6 +65,22 @@ _STOPPING = (SafetyState.HOLD, SafetyState.ESTOP, SafetyState.FAULT)
 # Watchdog or start-up holds that do not call for dropping the plan (the limiter itself feeds
 # commands).
 _BENIGN_HOLDS = {'HALT_FOR_STALE_COMMANDS', 'HALT_FOR_NO_REFERENCE'}
+# The monitor refused this target: drop the refused motion, re-anchor on its last safe target.
+_REFUSALS = {
+    'HALT_FOR_IK_FAILURE',
+    'HALT_FOR_JOINT_LIMIT',
+    'HALT_FOR_JOINT_VELOCITY_LIMIT',
+    'REJECT_OUTSIDE_WORKSPACE',
+    'REJECT_STEP_TRANSLATION',
+    'REJECT_STEP_ROTATION',
+    'REJECT_GRIPPER_RATE',
+    'REJECT_ORIENTATION_LIMIT',
+    'REJECT_FINAL_CHECK',
+    'REJECT_NON_FINITE',
+    'REJECT_INVALID_POSE',
+}
+# The arm is not where it was told to be: re-anchor on the measured pose.
+_TRACKING = {'HALT_FOR_TRACKING_ERROR'}
 
 
 class ActionLimiterNode(Node):
@@ -64,12 +94,19 @@ class ActionLimiterNode(Node):
             'control_rate'
         ]  # one rate for limiter, monitor and adapter
         self.config = LimiterConfig.from_dict(values)
-        self.limiter = ActionRateLimiter(self.config)
+        # the safe set the goal stays in: the same parameters the safety monitor reads
+        bounds = declare_dataclass(self, '', SafetyConfig, only=BOUNDS_KEYS)
+        self.bounds = PoseBounds.from_dict(bounds)
+        self.limiter = ActionRateLimiter(self.config, self.bounds)
         self.kinematics = get_kinematics(self.p['robot'])
         self._measured = None  # latest FK of the joint states
+        self._measured_gripper = None  # latest measured opening (None: no finger joint)
         self._resync = True  # re-anchor on the measured pose at the next period
         self._safety_state = SafetyState.OK
         self._stopped = False  # the monitor holds for a real reason: refuse chunks meanwhile
+        self._safe_pose = None  # the monitor's last safe target (re-anchor point)
+        self._safe_gripper = None
+        self._rejected_seen = 0  # the monitor's rejected counter at the last re-anchor
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(
@@ -79,6 +116,9 @@ class ActionLimiterNode(Node):
         self.create_subscription(String, '/instruction', self.on_instruction, reliable)
         self.create_subscription(
             SafetyStatus, '/openvla/safety_status', self.on_safety_status, reliable
+        )
+        self.create_subscription(
+            EndEffectorTarget, '/openvla/safe_ee_target', self.on_safe_target, reliable
         )
         self._target_pub = self.create_publisher(EndEffectorTarget, '/openvla/ee_target', reliable)
         self._marker_pub = self.create_publisher(MarkerArray, '/openvla/markers', 10)
@@ -98,6 +138,12 @@ class ActionLimiterNode(Node):
         if not self.limiter.ready:
             self.get_logger().warning(
                 'no joint states yet: chunk dropped', throttle_duration_sec=2.0
+            )
+            return
+        if self._stopped:
+            self.get_logger().warning(
+                f'safety monitor {self._safety_state.name}: chunk dropped until it recovers',
+                throttle_duration_sec=1.0,
             )
             return
         chunk = ActionChunkData(
@@ -122,6 +168,15 @@ class ActionLimiterNode(Node):
         q = joint_positions(msg, self.kinematics.joint_names)
         if q is not None and np.all(np.isfinite(q)):
             self._measured = self.kinematics.fk(q)
+        gripper = measured_opening(self.p['robot'], msg.name, msg.position)
+        if gripper is not None:
+            self._measured_gripper = gripper
+
+    def on_safe_target(self, msg: EndEffectorTarget) -> None:
+        pose = pose_to_matrix(msg.pose)
+        if np.all(np.isfinite(pose)) and np.isfinite(msg.gripper):
+            self._safe_pose = pose
+            self._safe_gripper = float(msg.gripper)
 
     def on_instruction(self, msg: String) -> None:
         if not msg.data.strip():
@@ -130,7 +185,14 @@ class ActionLimiterNode(Node):
 
     def on_safety_status(self, msg: SafetyStatus) -> None:
         state = SafetyState(msg.state)
-        stopping = state in _STOPPING and not set(msg.reasons) <= _BENIGN_HOLDS
+        reasons = set(msg.reasons)
+        refused = state == SafetyState.HOLD and bool(reasons & (_REFUSALS | _TRACKING))
+        # counters only grow; a different value (a restarted monitor too) is a new refusal
+        if refused and int(msg.rejected) != self._rejected_seen and self.limiter.ready:
+            self._rejected_seen = int(msg.rejected)
+            self._reanchor(reasons)
+        quiet = _BENIGN_HOLDS | _REFUSALS | _TRACKING
+        stopping = state in _STOPPING and not reasons <= quiet
         if stopping and not self._stopped:
             self.get_logger().warning(
                 f'safety monitor {state.name} ({", ".join(msg.reasons)}): queue dropped, '
@@ -148,11 +210,31 @@ class ActionLimiterNode(Node):
             self._resync = True  # after a reset, continue from where the arm really is
         self._safety_state = state
 
+    def _reanchor(self, reasons: set[str]) -> None:
+        """Drop the motion the monitor refused: restart from its last safe target (or, for a
+        tracking error, from the measured pose), at rest."""
+        if reasons & _TRACKING and self._measured is not None:
+            pose, gripper, where = self._measured, None, 'the measured pose'
+        elif self._safe_pose is not None:
+            pose, gripper, where = self._safe_pose, self._safe_gripper, 'the last safe target'
+        else:
+            return
+        if self.limiter.reanchor(pose, gripper):
+            self.get_logger().info(
+                f'monitor refused a target ({", ".join(sorted(reasons))}): re-anchored on '
+                f'{where}', throttle_duration_sec=1.0,
+            )
+
     def on_control_timer(self) -> None:
         if self._resync and self._measured is not None:
-            self.limiter.reset(self._measured, 1.0)
+            # keep the world as it is: the measured gripper (an object held through an e-stop
+            # stays held); open only when the joint states carry no finger joint
+            gripper = 1.0 if self._measured_gripper is None else self._measured_gripper
+            self.limiter.reset(self._measured, gripper)
             self._resync = False
-            self.get_logger().info('target anchored on the measured end-effector pose')
+            self.get_logger().info(
+                f'target anchored on the measured end-effector pose (gripper {gripper:.2f})'
+            )
         if not self.limiter.ready:
             return
         out = self.limiter.step(self._now())

@@ -14,7 +14,17 @@ and ``joint_states`` (remappable; IK seed and measured pose), and sends, per ``i
   ``servo_publish_rate`` (Servo halts after 0.1 s without commands).
 
 The mapping itself (IK, joint limits after IK, gripper units) is ``openvla_ros.adapters``; a
-refused target sends nothing and is reported in ``/diagnostics`` and a throttled log line.
+refused target sends nothing and is reported in ``/diagnostics`` and a throttled log line. The
+joint-velocity check allows the motion of the real time since the last command (capped at one
+period), so a burst of targets cannot move the joints faster than their limits.
+
+Only the safety monitor's output may drive the arm: a ``target_topic`` other than
+``/openvla/safe_ee_target`` is refused at start-up unless ``unsafe_allow_unchecked_targets``
+is set.
+
+Franka gripper goals count as sent only once the driver accepts them; a rejected or aborted goal is
+retried once, then reported (error log and diagnostics); goals in flight are cancelled when
+``/openvla/estop`` engages.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import numpy as np
 from rclpy.action import ActionClient
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -35,6 +46,7 @@ from openvla_ros.adapters import (
     AdapterConfig,
     AdapterResult,
     ArmAdapter,
+    changed_meaningfully,
     EndEffectorCommand,
     FRANKA_GRIPPER_INTERFACES,
     FrankaGripperConfig,
@@ -56,8 +68,14 @@ from openvla_ros.adapters.topics import (
 )
 from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import EndEffectorTarget
-from openvla_ros.nodes._common import declare_params, diagnostic, Param, run_node
+from openvla_ros.nodes._common import declare_params, diagnostic, ESTOP_QOS, Param, run_node
 from openvla_ros.nodes._conversions import pose_to_matrix
+
+# The safety monitor's output: the only topic allowed to drive the arm.
+SAFE_TARGET_TOPIC = '/openvla/safe_ee_target'
+# Status codes of action_msgs/GoalStatus the adapter tells apart.
+_GOAL_SUCCEEDED = 4
+_GOAL_ABORTED = 6
 
 # Where the driver listens; the simulator serves the same topics with the same parameters.
 DRIVER_TOPIC_PARAMS = (
@@ -103,7 +121,13 @@ PARAMS = (
         high=1000.0,
     ),
     Param(
-        'target_topic', '/openvla/safe_ee_target', 'Safe end-effector targets (EndEffectorTarget).'
+        'target_topic', SAFE_TARGET_TOPIC, 'Safe end-effector targets (EndEffectorTarget).'
+    ),
+    Param(
+        'unsafe_allow_unchecked_targets',
+        False,
+        "UNSAFE: accept a target_topic other than the safety monitor's output (bench tests "
+        'without the monitor only).',
     ),
     Param('frame_id', '', 'Base frame of sent poses and twists; "" = the target\'s frame_id.'),
     Param(
@@ -209,6 +233,17 @@ class ArmAdapterNode(Node):
         super().__init__(node_name, **node_kwargs)
         self.params = declare_params(self, PARAMS)
         p = self.params
+        if p['target_topic'] != SAFE_TARGET_TOPIC:
+            if not p['unsafe_allow_unchecked_targets']:
+                raise ValueError(
+                    f'target_topic {p["target_topic"]!r} bypasses the safety monitor (its output '
+                    f'is {SAFE_TARGET_TOPIC}); set unsafe_allow_unchecked_targets:=true only for '
+                    'a bench test without the monitor'
+                )
+            self.get_logger().warning(
+                f'UNSAFE: driving the arm from {p["target_topic"]!r}, not from the safety '
+                f'monitor ({SAFE_TARGET_TOPIC})'
+            )
         self.interface: str = p['interface']
         self.robot: str = p['robot']
         self.robot_name: str = p['robot_name'] or self.robot
@@ -225,12 +260,18 @@ class ArmAdapterNode(Node):
         self._arm_pub = None
         self._gripper_pub = None
         self._gripper_clients: dict[str, tuple[ActionClient, Any]] = {}
+        self._gripper_pending: Any = None  # goal values sent, not yet accepted or refused
+        self._gripper_handles: list = []  # accepted goals still running
+        self._gripper_retried: Any = None  # goal values already retried once
+        self.gripper_failures: list[str] = []  # reported failures (diagnostics)
+        self._estop = False
         self._start_client = None
         self._servo_started = False
         self._create_outputs()
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(EndEffectorTarget, p['target_topic'], self.on_target, 10)
         self.create_subscription(JointState, 'joint_states', self.on_joint_states, 10)
+        self.create_subscription(Bool, '/openvla/estop', self.on_estop, ESTOP_QOS)
         self._timers.append(self.create_timer(1.0, self.on_diagnostics_timer))
 
     # ------------------------------------------------------------------ construction helpers
@@ -318,7 +359,23 @@ class ArmAdapterNode(Node):
         self.counts['targets'] += 1
         self.last_target = target
         self.last_target_time = self._now()
-        self._apply(self.adapter.command(target, self.measured_q, period=self.period))
+        self._apply(
+            self.adapter.command(target, self.measured_q, period=self.period, now=self._now())
+        )
+
+    def on_estop(self, msg: Bool) -> None:
+        """Cancels Franka gripper goals in flight (a grasp must not go on through an e-stop)."""
+        self._estop = bool(msg.data)
+        if not self._estop:
+            return
+        handles, self._gripper_handles = self._gripper_handles, []
+        for handle in handles:
+            handle.cancel_goal_async()
+        self._gripper_pending = None
+        # after the reset, whatever the monitor then commands is a new goal
+        self.adapter.last_gripper_goal = None
+        if handles:
+            self.get_logger().warning(f'e-stop: cancelled {len(handles)} gripper goal(s)')
 
     def on_servo_timer(self) -> None:
         self._start_servo_once()
@@ -389,6 +446,13 @@ class ArmAdapterNode(Node):
         if isinstance(values, JointTrajectoryValues):
             self._gripper_pub.publish(_trajectory(values))
             return
+        if self._estop:
+            return  # no gripper goal during an e-stop
+        pending = self._gripper_pending
+        if pending is not None and not changed_meaningfully(
+            values, pending, self.adapter.config.franka_gripper.min_width_change
+        ):
+            return  # (nearly) the same goal is on its way, not yet accepted
         key = values.action if isinstance(values, FrankaGripperValues) else 'gripper_action'
         client, goal_type = self._gripper_clients[key]
         if not client.server_is_ready():
@@ -397,6 +461,11 @@ class ArmAdapterNode(Node):
                 throttle_duration_sec=float(self.params['log_throttle']),
             )
             return
+        self._gripper_pending = values
+        future = client.send_goal_async(self._gripper_goal(values, goal_type))
+        future.add_done_callback(lambda f, v=values: self._on_gripper_response(f, v))
+
+    def _gripper_goal(self, values, goal_type):
         goal = goal_type()
         if isinstance(values, GripperCommandValues):
             goal.command.position = float(values.position)
@@ -408,8 +477,58 @@ class ArmAdapterNode(Node):
                 goal.force = float(values.force)
                 goal.epsilon.inner = float(values.epsilon_inner)
                 goal.epsilon.outer = float(values.epsilon_outer)
-        client.send_goal_async(goal)
+        return goal
+
+    def _on_gripper_response(self, future, values) -> None:
+        """The driver accepted or rejected a gripper goal: only an accepted one counts as sent."""
+        handle = future.result() if future.exception() is None else None
+        if values == self._gripper_pending:
+            self._gripper_pending = None
+        if handle is None or not handle.accepted:
+            self._gripper_failed(values, 'rejected by the driver')
+            return
+        if self._estop:
+            handle.cancel_goal_async()
+            return
         self.adapter.gripper_goal_sent(values)
+        self._gripper_handles.append(handle)
+        handle.get_result_async().add_done_callback(
+            lambda f, v=values, h=handle: self._on_gripper_result(f, v, h)
+        )
+
+    def _on_gripper_result(self, future, values, handle) -> None:
+        if handle in self._gripper_handles:
+            self._gripper_handles.remove(handle)
+        response = future.result() if future.exception() is None else None
+        status = getattr(response, 'status', None)
+        if status == _GOAL_SUCCEEDED:
+            result = getattr(response, 'result', None)
+            if getattr(result, 'success', True) is False:  # franka_msgs: success + error
+                self._gripper_failed(values, f'failed: {getattr(result, "error", "")}')
+            else:
+                self._gripper_retried = None
+            return
+        if status == _GOAL_ABORTED:
+            self._gripper_failed(values, 'aborted by the driver')
+
+    def _gripper_failed(self, values, why: str) -> None:
+        """Retry a refused or failed goal once; report it after that."""
+        if self.adapter.last_gripper_goal == values:
+            self.adapter.last_gripper_goal = None
+        if self._estop or self._closed:
+            return
+        if self._gripper_retried != values:
+            self._gripper_retried = values
+            self.get_logger().warning(f'gripper goal {values} {why}; retrying once')
+            self._send_gripper(values)
+            return
+        text = f'gripper goal {values} {why} twice; not retried again'
+        self.gripper_failures.append(text)
+        self.get_logger().error(text)
+        # keep it from being re-sent every period: it counts as the last goal until the command
+        # changes
+        self.adapter.gripper_goal_sent(values)
+        self._publish_diagnostics()
 
     def _start_servo_once(self) -> None:
         if self._servo_started or self._start_client is None:
@@ -426,7 +545,10 @@ class ArmAdapterNode(Node):
             'robot': self.robot,
             **self.counts,
             'joint_state': self.measured_q is not None,
+            'gripper_failures': len(self.gripper_failures),
         }
+        if self.gripper_failures:
+            values['gripper_failure'] = self.gripper_failures[-1]
         if result is None:
             level, message = _OK, 'no target yet'
         else:

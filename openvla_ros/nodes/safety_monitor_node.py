@@ -1,15 +1,18 @@
 """safety_monitor: the last gate before hardware, and the only publisher to the arm adapter.
 
 Every end-effector target from the limiter goes through ``openvla_ros.control.SafetyMonitor``:
-finite numbers,
-workspace box, orientation limits, step limits per control period, IK and joint limits, watchdogs
-on the
-camera, joint states and commands, and an e-stop that latches until ``~/reset`` is called. What
-leaves on
-``/openvla/safe_ee_target`` is either a checked target or the hold pose. Status at the control rate
-on
-``/openvla/safety_status``, diagnostics and rviz markers (workspace box, safe target, state text)
-too.
+finite numbers, workspace box and orientation bounds (the shared ``workspace_*`` /
+``orientation_*`` parameters the limiter also reads), step limits per unit of real time, IK and
+joint limits, the commanded-vs-measured tracking error, watchdogs on the camera, joint states,
+commands and the policy, and an e-stop that latches until ``~/reset`` is called. What leaves on
+``/openvla/safe_ee_target`` is either a checked target or the hold pose. Status at the control
+rate, and at once on every change of state or reasons, on ``/openvla/safety_status``;
+diagnostics and rviz markers (workspace box, safe target, state text) too.
+
+The camera watchdog follows ``image_transport`` (``image`` raw or ``image/compressed``) and reads
+only the header stamp of the serialized message (a ``raw=True`` subscription): frames are never
+decoded here. The policy watchdog counts a chunk on ``/openvla/action_chunk`` (also read raw) or a
+``/openvla/policy_status`` as a sign of life; ``/instruction`` says whether one is expected.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ from geometry_msgs.msg import Point
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
+from openvla_ros.adapters.gripper import measured_opening
 from openvla_ros.control import get_kinematics, SafetyConfig, SafetyMonitor, SafetyState
+from openvla_ros.control.config import BOUNDS_KEYS
 from openvla_ros.control.kinematics import KNOWN_ARMS
-from openvla_ros.msg import EndEffectorTarget, PolicyStatus, SafetyStatus
+from openvla_ros.msg import ActionChunk, EndEffectorTarget, PolicyStatus, SafetyStatus
 from openvla_ros.nodes._common import (
     declare_dataclass,
     declare_params,
@@ -38,7 +43,12 @@ from openvla_ros.nodes._common import (
     run_node,
     stamp_to_sec,
 )
-from openvla_ros.nodes._conversions import joint_positions, matrix_to_pose, pose_to_matrix
+from openvla_ros.nodes._conversions import (
+    header_stamp_from_cdr,
+    joint_positions,
+    matrix_to_pose,
+    pose_to_matrix,
+)
 
 PARAMS = (
     Param(
@@ -59,6 +69,13 @@ PARAMS = (
         'check_ik',
         True,
         'Solve IK for each target and hold when it fails or breaks a joint limit.',
+    ),
+    Param(
+        'image_transport',
+        'raw',
+        'Camera watchdog input: image (sensor_msgs/Image) or image/compressed '
+        '(CompressedImage); only the header stamp is read.',
+        choices=('raw', 'compressed'),
     ),
 )
 _DIAG_LEVEL = {
@@ -83,7 +100,11 @@ class SafetyMonitorNode(Node):
     def __init__(self, *, node_name: str = 'safety_monitor', **node_kwargs) -> None:
         super().__init__(node_name, **node_kwargs)
         self.p = declare_params(self, PARAMS)
-        values = declare_dataclass(self, 'safety', SafetyConfig, exclude=('control_rate',))
+        values = declare_dataclass(
+            self, 'safety', SafetyConfig, exclude=('control_rate',) + BOUNDS_KEYS
+        )
+        # the safe set: shared parameters (the profile's /** section), also read by the limiter
+        values.update(declare_dataclass(self, '', SafetyConfig, only=BOUNDS_KEYS))
         values['control_rate'] = self.p['control_rate']
         self.config = SafetyConfig.from_dict(values)
         self.monitor = SafetyMonitor(self.config)
@@ -93,16 +114,29 @@ class SafetyMonitorNode(Node):
         self._q_command = None  # joints of the last target that passed (IK seed)
         self._last_target_time = -np.inf
         self._last_state = None
+        self._last_status_key = None
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(
             EndEffectorTarget, '/openvla/ee_target', self.on_ee_target, reliable
         )
         self.create_subscription(JointState, 'joint_states', self.on_joint_states, 10)
-        self.create_subscription(Image, 'image', self.on_image, qos_profile_sensor_data)
+        if self.p['image_transport'] == 'raw':
+            self.create_subscription(
+                Image, 'image', self.on_image, qos_profile_sensor_data, raw=True
+            )
+        else:
+            self.create_subscription(
+                CompressedImage, 'image/compressed', self.on_image, qos_profile_sensor_data,
+                raw=True,
+            )
         self.create_subscription(Bool, '/openvla/estop', self.on_estop, ESTOP_QOS)
         self.create_subscription(PolicyStatus, '/openvla/policy_status', self.on_policy_status,
                                  reliable)
+        self.create_subscription(String, '/instruction', self.on_instruction, reliable)
+        self.create_subscription(
+            ActionChunk, '/openvla/action_chunk', self.on_action_chunk, reliable, raw=True
+        )
         self.create_service(Trigger, '~/reset', self.on_reset)
         self._safe_pub = self.create_publisher(
             EndEffectorTarget, '/openvla/safe_ee_target', reliable
@@ -117,16 +151,27 @@ class SafetyMonitorNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # --- inputs ---
-    def on_image(self, msg: Image) -> None:
-        self.monitor.on_image(stamp_to_sec(msg.header.stamp))
+    def on_image(self, data: bytes) -> None:
+        stamp = header_stamp_from_cdr(data)
+        if stamp is not None:
+            self.monitor.on_image(stamp)
 
     def on_joint_states(self, msg: JointState) -> None:
         q = joint_positions(msg, self.kinematics.joint_names)
         if q is None:
             return  # e.g. a gripper-only message
         pose = self.kinematics.fk(q) if np.all(np.isfinite(q)) else None
-        self.monitor.on_joint_state(q, stamp_to_sec(msg.header.stamp), pose=pose)
+        gripper = measured_opening(self.p['robot'], msg.name, msg.position)
+        self.monitor.on_joint_state(
+            q, stamp_to_sec(msg.header.stamp), pose=pose, gripper=gripper
+        )
         self._q = q
+
+    def on_instruction(self, msg: String) -> None:
+        self.monitor.on_instruction(msg.data, self._now())
+
+    def on_action_chunk(self, data: bytes) -> None:
+        self.monitor.on_policy_alive(self._now())
 
     def on_ee_target(self, msg: EndEffectorTarget) -> None:
         self._last_target_time = self._now()
@@ -134,6 +179,8 @@ class SafetyMonitorNode(Node):
         if self.p['check_ik']:
             seed = self._q_command if self._q_command is not None else self._q
             if seed is not None:
+                # a jump check (IK branch flips) over one period; the adapter checks joint
+                # speeds over the real elapsed time and slows a step that came in too fast
                 ik = partial(self.kinematics.ik, seed=seed, dt=self.period)
         decision = self.monitor.filter(
             pose_to_matrix(msg.pose), float(msg.gripper), self._now(), ik=ik
@@ -146,6 +193,7 @@ class SafetyMonitorNode(Node):
         # A failing policy (model errors, an unreachable policy server) holds the arm until it
         # recovers, rather than letting the last queued actions play out unobserved.
         self.monitor.on_policy(msg.state != PolicyStatus.STATE_ERROR, msg.message)
+        self.monitor.on_policy_alive(self._now())
 
     def on_estop(self, msg: Bool) -> None:
         self.monitor.on_estop(bool(msg.data), self._now())
@@ -204,6 +252,11 @@ class SafetyMonitorNode(Node):
             else:
                 self.get_logger().warning(f'safety state {text}')
             self._last_state = decision.state
+        key = (decision.state, decision.reasons)
+        if key != self._last_status_key:
+            # the limiter re-anchors on a refusal: tell it now, not at the next period
+            self._last_status_key = key
+            self._publish_status(self._now())
         if decision.pose is None:
             return  # no reference pose yet: nothing to hold, nothing may move
         out = EndEffectorTarget()

@@ -66,6 +66,18 @@ class Harness:
         finally:
             timer.cancel()
 
+    def spin_for(self, seconds: float) -> None:
+        """Spins for ``seconds`` of real time: the joint-velocity check allows the motion of the
+        time since the last command, so a test that moves between targets must let time pass."""
+        end = threading.Event()
+        timer = threading.Timer(seconds, end.set)
+        timer.start()
+        try:
+            while not end.is_set():
+                self.executor.spin_once(timeout_sec=0.01)
+        finally:
+            timer.cancel()
+
     def send_joint_states(self, names, q) -> None:
         from sensor_msgs.msg import JointState
         msg = JointState(name=list(names), position=[float(v) for v in q])
@@ -144,6 +156,7 @@ def test_xs_sdk_sends_joint_group_arm_and_gripper_pwm(harness):
     np.testing.assert_allclose(kin.fk(np.array(arm[0].cmd, dtype=float)), target, atol=2e-3)
     assert grip[0].name == 'gripper' and grip[0].cmd == 250.0
 
+    h.spin_for(h.adapter.period)  # one period later: 1 cm back is within the joint speeds
     h.send_target(kin.fk(WX_Q), 0.0, hold=True)  # hold re-sends the hold pose
     h.wait_for('/wx250s/commands/joint_group', 2)
     assert h.adapter.last_result.reason == 'HOLD_RESENT'
@@ -284,3 +297,78 @@ def test_constructor_contract_and_close_is_idempotent(ros_context):
     node.close()
     node.close()
     node.destroy_node()
+
+
+def test_a_target_topic_past_the_monitor_is_refused_unless_marked_unsafe(ros_context):
+    from openvla_ros.nodes.arm_adapter_node import ArmAdapterNode
+    with pytest.raises(ValueError, match='bypasses the safety monitor'):
+        ArmAdapterNode(node_name='adapter_bypass', context=ros_context, parameter_overrides=[
+            Parameter('interface', value='ros2_control'),
+            Parameter('target_topic', value='/openvla/ee_target')])
+    node = ArmAdapterNode(node_name='adapter_unsafe', context=ros_context, parameter_overrides=[
+        Parameter('interface', value='ros2_control'),
+        Parameter('target_topic', value='/openvla/ee_target'),
+        Parameter('unsafe_allow_unchecked_targets', value=True)])
+    node.close()
+    node.destroy_node()
+
+
+def test_a_rejected_grasp_is_retried_once_then_reported_and_never_counts_as_sent(harness):
+    franka = vendor('franka_msgs.action')
+    from rclpy.action import GoalResponse
+    h = harness(interface='franka_impedance', robot='fr3', frame_id='fr3_link0')
+    requests: list = []
+
+    def refuse(goal):
+        requests.append(goal)
+        return GoalResponse.REJECT
+
+    server = ActionServer(h.probe, franka.Grasp, '/franka_gripper/grasp',
+                          lambda g: franka.Grasp.Result(), goal_callback=refuse)
+    assert h.spin_until(lambda: h.adapter._gripper_clients['grasp'][0].server_is_ready())
+    kin = get_kinematics('fr3')
+    h.send_joint_states(kin.joint_names, FR3_Q)
+    h.send_target(kin.fk(FR3_Q), 0.0)
+    assert h.spin_until(lambda: len(h.adapter.gripper_failures) == 1), 'no failure reported'
+    assert len(requests) == 2, 'rejected goal not retried exactly once'
+    assert 'rejected' in h.adapter.gripper_failures[0]
+    h.spin_for(0.3)
+    assert len(requests) == 2, 'a reported failure must not be re-sent every period'
+    server.destroy()
+
+
+def test_an_estop_cancels_a_grasp_in_flight(harness):
+    franka = vendor('franka_msgs.action')
+    from rclpy.action import CancelResponse
+    from rclpy.task import Future
+    from std_msgs.msg import Bool
+    h = harness(interface='franka_impedance', robot='fr3', frame_id='fr3_link0')
+    release = Future()
+    outcome: list = []
+
+    async def execute(goal_handle):
+        await release  # the grasp runs until it is cancelled
+        if goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+            outcome.append('canceled')
+        else:
+            goal_handle.succeed()
+            outcome.append('succeeded')
+        return franka.Grasp.Result(success=False)
+
+    def cancel(goal_handle):
+        release.set_result(True)
+        return CancelResponse.ACCEPT
+
+    server = ActionServer(h.probe, franka.Grasp, '/franka_gripper/grasp', execute,
+                          cancel_callback=cancel)
+    assert h.spin_until(lambda: h.adapter._gripper_clients['grasp'][0].server_is_ready())
+    kin = get_kinematics('fr3')
+    h.send_joint_states(kin.joint_names, FR3_Q)
+    h.send_target(kin.fk(FR3_Q), 0.0)
+    assert h.spin_until(lambda: len(h.adapter._gripper_handles) == 1), 'grasp not accepted'
+    estop = h.probe.create_publisher(Bool, '/openvla/estop', 10)
+    assert h.spin_until(lambda: estop.get_subscription_count() > 0)
+    estop.publish(Bool(data=True))
+    assert h.spin_until(lambda: outcome == ['canceled']), 'the grasp was not cancelled'
+    server.destroy()
