@@ -57,6 +57,9 @@ class EpisodeConfig:
     camera_rate: float = 10.0
     frame_stride: int = 1
     place_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    noise: tuple[float, float] = (0.0, 0.0)  # scripted: DART noise std (translation m, rot rad)
+    noise_probability: float = 0.5
+    noise_seed: int = 0
     startup_timeout: float = 120.0
     domain_id: int | None = None  # None: a private domain (openvla_ros.runner.private_domain_id)
 
@@ -106,7 +109,14 @@ def _overrides(cfg: EpisodeConfig, robot: str) -> dict[str, dict[str, Any]]:
         },
     }
     if cfg.policy == 'scripted':
-        out['scripted_policy'] = {'task': cfg.task_name, 'place_offset': list(cfg.place_offset)}
+        out['scripted_policy'] = {
+            'task': cfg.task_name,
+            'place_offset': list(cfg.place_offset),
+            'noise_translation': float(cfg.noise[0]),
+            'noise_rotation': float(cfg.noise[1]),
+            'noise_probability': float(cfg.noise_probability),
+            'noise_seed': int(cfg.noise_seed),
+        }
     else:
         policy = {
             'device': cfg.device,

@@ -19,6 +19,7 @@ EPISODE_TOPICS = {
     '/camera/image_raw': 'sensor_msgs/msg/Image',
     '/instruction': 'std_msgs/msg/String',
     '/openvla/action_chunk': 'openvla_ros/msg/ActionChunk',
+    '/openvla/expert_action': 'openvla_ros/msg/ActionChunk',  # the scripted expert's labels
     '/openvla/ee_target': 'openvla_ros/msg/EndEffectorTarget',
     '/openvla/safe_ee_target': 'openvla_ros/msg/EndEffectorTarget',
     '/openvla/safety_status': 'openvla_ros/msg/SafetyStatus',

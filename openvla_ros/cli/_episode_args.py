@@ -3,10 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from openvla_ros.cli._model_args import add_model_arguments
 
 PROFILES = ('widowx_bridge', 'franka_tabletop', 'franka_droid')
+#: Checkpoints learned by `openvla-ros learn` that ship with the package, one folder per task.
+LEARNED_DIR = Path(__file__).resolve().parents[1] / 'model' / 'assets' / 'learned'
+
+
+def learned_checkpoints() -> dict[str, Path]:
+    """task -> shipped learned checkpoint directory (those with a `learned.json`)."""
+    if not LEARNED_DIR.is_dir():
+        return {}
+    return {
+        p.name: p
+        for p in sorted(LEARNED_DIR.iterdir())
+        if (p / 'learned.json').is_file() and (p / 'config.json').is_file()
+    }
+
+
+def resolve_learned(args: argparse.Namespace) -> str:
+    """`--policy learned` -> OpenVLA on the shipped checkpoint of the task; '' or an error.
+
+    The checkpoint is an ordinary OpenVLA checkpoint directory inside the package (no
+    download); its `learned.json` names the profile, task and dataset statistics key.
+    """
+    if args.policy != 'learned':
+        return ''
+    from openvla_ros.episodes import DEFAULT_TASKS  # noqa: PLC0415
+
+    task = args.task or DEFAULT_TASKS[args.profile]
+    shipped = learned_checkpoints()
+    if task not in shipped:
+        have = ', '.join(sorted(shipped)) or 'none'
+        return f'no learned checkpoint ships for task {task!r} (shipped: {have})'
+    meta = json.loads((shipped[task] / 'learned.json').read_text())
+    if meta.get('profile') and meta['profile'] != args.profile:
+        return (
+            f'the learned {task} checkpoint was trained on {meta["profile"]}, not {args.profile}'
+        )
+    args.policy = 'openvla'
+    args.learned = str(shipped[task])
+    args.task = task
+    args.model = args.model or str(shipped[task])
+    args.unnorm_key = args.unnorm_key or meta['unnorm_key']
+    return ''
 
 
 def add_episode_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,8 +59,9 @@ def add_episode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--policy',
         default='scripted',
-        choices=('scripted', 'openvla', 'remote'),
-        help='scripted expert (default), OpenVLA in this process, or a server',
+        choices=('scripted', 'openvla', 'learned', 'remote'),
+        help='scripted expert (default), OpenVLA in this process, the OpenVLA checkpoint '
+        'learned in the simulator that ships for the task (learned), or a server',
     )
     parser.add_argument(
         '--model',
@@ -57,6 +101,11 @@ def describe_policy(args: argparse.Namespace) -> str:
         )
     if args.policy == 'remote':
         return f'policy: OpenVLA on the server {args.server_url}'
+    if getattr(args, 'learned', ''):
+        return (
+            f'policy: the LEARNED OpenVLA checkpoint shipped for {args.task} ({args.learned}), '
+            'trained by `openvla-ros learn` on simulator demonstrations'
+        )
     if not args.model:
         return (
             'policy: a TINY RANDOM OpenVLA model (real architecture, random weights): it runs '

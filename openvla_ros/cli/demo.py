@@ -7,6 +7,7 @@ Examples:
     openvla-ros demo widowx_bridge --task spoon_on_towel --out outputs/demo
     openvla-ros demo franka_tabletop                    # lift_block on the Franka
     openvla-ros demo widowx_bridge --policy openvla     # tiny random model: plumbing only
+    openvla-ros demo widowx_bridge --task lift_block --policy learned   # learned in the sim
     openvla-ros demo widowx_bridge --policy openvla --model openvla/openvla-7b \\
         --device cuda --dtype bfloat16 --quantize 4bit --duration 30
 
@@ -27,6 +28,7 @@ from openvla_ros.cli._episode_args import (
     describe_policy,
     ensure_model,
     isolate_dds,
+    resolve_learned,
 )
 
 __all__ = ['add_arguments', 'main']
@@ -57,6 +59,10 @@ def main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     name = f'{args.profile}_{args.task or "default"}_{args.policy}_seed{args.seed}'
     bag = out / f'{name}_bag'
+    error = resolve_learned(args)
+    if error:
+        print(f'openvla-ros demo: {error}', file=sys.stderr)
+        return 1
     if bag.exists() and not args.no_record:
         print(
             f'openvla-ros demo: {bag} exists; remove it or choose another --out', file=sys.stderr

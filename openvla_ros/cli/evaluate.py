@@ -6,6 +6,7 @@ Examples:
     openvla-ros evaluate widowx_bridge --task lift_block --episodes 5 --policy openvla --json
     openvla-ros evaluate widowx_bridge --task spoon_on_towel --episodes 20 --record outputs/bags
     openvla-ros evaluate franka_tabletop --task lift_block --episodes 10 --video outputs/videos
+    openvla-ros evaluate widowx_bridge --task lift_block --episodes 20 --policy learned
 
 Episode i uses scene seed --seed + i. The report gives the success rate with a 95 % (Wilson)
 interval, the mean time to success and the safety monitor's clipped and rejected counts. With
@@ -26,6 +27,7 @@ from openvla_ros.cli._episode_args import (
     describe_policy,
     ensure_model,
     isolate_dds,
+    resolve_learned,
 )
 
 __all__ = ['add_arguments', 'main']
@@ -59,6 +61,10 @@ def main(args: argparse.Namespace) -> int:
     from openvla_ros.report import write_video  # noqa: PLC0415
     from openvla_ros.runner import private_domain_id  # noqa: PLC0415
 
+    error = resolve_learned(args)
+    if error:
+        print(f'openvla-ros evaluate: {error}', file=sys.stderr)
+        return 1
     if args.episodes < 1:
         print(
             f'openvla-ros evaluate: --episodes must be >= 1, got {args.episodes}', file=sys.stderr
@@ -122,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
         'profile': args.profile,
         'task': results[0].task,
         'instruction': results[0].instruction,
-        'policy': args.policy,
+        'policy': 'learned' if getattr(args, 'learned', '') else args.policy,
         'model': model or None,
         'episodes': len(results),
         'successes': successes,
@@ -147,7 +153,7 @@ def main(args: argparse.Namespace) -> int:
         ],
     }
     print(
-        f'{summary["task"]} ({args.profile}, {args.policy}): {successes}/{len(results)} = '
+        f'{summary["task"]} ({args.profile}, {summary["policy"]}): {successes}/{len(results)} = '
         f'{100 * summary["success_rate"]:.0f} % (95 % CI {100 * low:.0f}-{100 * high:.0f} %), '
         f'mean time to success {summary["mean_time_to_success_s"]} s, '
         f'safety clipped {summary["clipped"]}, rejected {summary["rejected"]}'

@@ -31,7 +31,14 @@ VERBS: dict[str, tuple[str, str]] = {
     'demo': ('openvla_ros.cli.demo', 'run the whole stack on a simulated arm: video, plot, MCAP'),
     'evaluate': ('openvla_ros.cli.evaluate', 'success rate of a policy over seeded sim episodes'),
     'record': ('openvla_ros.cli.record', 'rosbag2 bags -> fine-tuning dataset (episodes + stats)'),
-    'finetune': ('openvla_ros.cli.finetune', 'LoRA fine-tune OpenVLA on a recorded dataset'),
+    'finetune': (
+        'openvla_ros.cli.finetune',
+        'fine-tune OpenVLA (LoRA or --full) on a recorded dataset; runs under torchrun',
+    ),
+    'learn': (
+        'openvla_ros.cli.learn',
+        'demonstrations -> dataset -> training -> held-out evaluation in the simulator',
+    ),
     'serve': ('openvla_ros.cli.serve', 'serve OpenVLA over HTTP (policy node backend: remote)'),
     'bench': ('openvla_ros.cli.bench', 'latency, actions/s and memory of each inference path'),
 }

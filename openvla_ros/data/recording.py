@@ -15,6 +15,12 @@ How a bag becomes steps (the semantics the policy uses, docs/design.md):
 4. Steps whose six delta values are all zero (within `zero_tolerance`) are dropped, like
    OpenVLA's `zero_action_filter` (the gripper value is not looked at).
 5. A new episode starts where the instruction changes.
+
+With `label_topic` (an expert's clean labels, `ActionChunk`s published on every policy tick, as
+the scripted expert does when its executed actions carry DART noise), the steps are the label
+messages instead: step j is (the latest camera frame at or before label j, label j's first
+action). That is exactly what a policy sees and must answer at a tick, and it keeps the expert's
+action for a perturbed state rather than the perturbed motion that was executed.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from openvla_ros.data.messages import decode_image, make_typestore, pose_to_matr
 
 __all__ = [
     'ACTION_SOURCES',
+    'EXPERT_LABEL_TOPIC',
     'Episode',
     'RecordConfig',
     'Streams',
@@ -49,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 ActionSource = Literal['commanded', 'measured']
 ACTION_SOURCES: tuple[str, ...] = ('commanded', 'measured')
+#: Where the scripted expert publishes its clean labels (`openvla_ros.nodes.scripted_policy_node`).
+EXPERT_LABEL_TOPIC = '/openvla/expert_action'
 #: Commanded-target topics tried in this order when `commanded_topic` is left at None.
 DEFAULT_COMMANDED_TOPICS = ('/openvla/safe_ee_target', '/openvla/ee_target')
 
@@ -79,6 +88,8 @@ class RecordConfig:
         image_size: resize stored frames to this square side (None keeps the camera size).
         jpeg_quality: JPEG quality of stored frames.
         min_steps: episodes with fewer steps are skipped.
+        label_topic: ActionChunk topic of an expert's labels; when set, steps are the labels
+            (module docstring) and the pose topics only start the episode clock.
     """
 
     rate_hz: float = 5.0
@@ -100,6 +111,7 @@ class RecordConfig:
     image_size: int | None = None
     jpeg_quality: int = 95
     min_steps: int = 1
+    label_topic: str | None = None
 
     def __post_init__(self) -> None:
         """Check values early and name the field."""
@@ -161,6 +173,8 @@ class Streams:
         poses: (K, 4, 4) float64 end-effector poses.
         gripper_times: (G,) int64.
         grippers: (G,) normalized opening, 0 = closed, 1 = open.
+        label_times: (L,) int64 times of the expert labels (empty without `label_topic`).
+        labels: (L, 7) expert actions, the gripper as a normalized opening.
     """
 
     source: str
@@ -172,6 +186,8 @@ class Streams:
     poses: np.ndarray
     gripper_times: np.ndarray
     grippers: np.ndarray
+    label_times: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0, 7)))
 
 
 @dataclass
@@ -261,8 +277,12 @@ def _read_streams(reader: Any, bag: Path, config: RecordConfig, topics: dict[str
             f'{bag}: measured poses need the gripper from a commanded EndEffectorTarget topic '
             'or a gripper joint (gripper_joint); neither is available'
         )
+    if config.label_topic is not None and config.label_topic not in topics:
+        raise _missing(bag, 'expert label', config.label_topic, topics)
     pose_topic = commanded if config.action_source == 'commanded' else config.measured_topic
     wanted_topics = {config.image_topic, pose_topic}
+    if config.label_topic is not None:
+        wanted_topics.add(config.label_topic)
     if config.instruction is None:
         wanted_topics.add(config.instruction_topic)
     if commanded is not None:
@@ -274,6 +294,7 @@ def _read_streams(reader: Any, bag: Path, config: RecordConfig, topics: dict[str
     texts: list[tuple[int, str]] = []
     poses: list[tuple[int, np.ndarray]] = []
     grippers: list[tuple[int, float]] = []
+    labels: list[tuple[int, np.ndarray]] = []
     connections = [c for c in reader.connections if c.topic in wanted_topics]
     try:
         for connection, log_time, raw in reader.messages(connections=connections):
@@ -288,6 +309,8 @@ def _read_streams(reader: Any, bag: Path, config: RecordConfig, topics: dict[str
                 images.append((time, _resize(decode_image(msg, msgtype), config.image_size)))
             elif topic == config.instruction_topic and config.instruction is None:
                 texts.append((time, str(msg.data)))
+            elif topic == config.label_topic:
+                labels.append((time, _label_action(bag, msg)))
             if topic == commanded:
                 grippers.append((time, float(np.clip(msg.gripper, 0.0, 1.0))))
                 if config.action_source == 'commanded':
@@ -338,7 +361,24 @@ def _read_streams(reader: Any, bag: Path, config: RecordConfig, topics: dict[str
         poses=np.stack([p for _, p in poses]),
         gripper_times=np.array([t for t, _ in grippers], dtype=np.int64),
         grippers=np.array([g for _, g in grippers], dtype=np.float64),
+        label_times=np.array([t for t, _ in sorted(labels, key=lambda x: x[0])], dtype=np.int64),
+        labels=np.array(
+            [a for _, a in sorted(labels, key=lambda x: x[0])], dtype=np.float64
+        ).reshape(-1, 7),
     )
+
+
+def _label_action(bag: Path, msg: Any) -> np.ndarray:
+    """The first action of an expert's ActionChunk, its gripper as a normalized opening."""
+    from openvla_ros.control.actions import gripper_to_opening
+
+    dim = int(msg.action_dim)
+    values = np.asarray(msg.actions, dtype=np.float64)
+    if dim != 7 or values.size < 7:
+        raise BagReadError(f'{bag}: expert label with action_dim {dim} ({values.size} values)')
+    action = values[:7].copy()
+    action[6] = gripper_to_opening(float(action[6]), int(msg.gripper_convention))
+    return action
 
 
 def _joint_index(bag: Path, names: list[str], joint_names: Sequence[str]) -> list[int]:
@@ -391,6 +431,8 @@ def build_episodes(streams: Streams, config: RecordConfig) -> list[Episode]:
     """
     from openvla_ros.control.actions import get_action_space, gripper_from_opening
 
+    if config.label_topic is not None:
+        return _label_episodes(streams, config)
     space = get_action_space(config.action_space)
     starts = [streams.image_times[0], streams.pose_times[0]]
     if config.instruction is None:
@@ -449,6 +491,51 @@ def build_episodes(streams: Streams, config: RecordConfig) -> list[Episode]:
                 episode.instruction,
             )
     return kept
+
+
+def _label_episodes(streams: Streams, config: RecordConfig) -> list[Episode]:
+    """Steps at the expert's label times: (latest frame, label); see the module docstring.
+
+    A label whose six deltas are zero is dropped (OpenVLA's filter) unless its gripper differs
+    from the previous label's: the expert closes or opens the gripper while holding still, and
+    those steps are what teaches the policy when to grasp.
+    """
+    from openvla_ros.control.actions import gripper_from_opening
+
+    if streams.labels.size == 0:
+        return []
+    times = streams.label_times
+    image_idx = _latest(streams.image_times, times)
+    if config.instruction is None:
+        text_idx = _latest(streams.instruction_times, times)
+        texts = ['' if i < 0 else streams.instructions[i] for i in text_idx]
+    else:
+        texts = [config.instruction] * len(times)
+    episodes: list[Episode] = []
+    current: dict[str, Any] | None = None
+    previous_gripper = None
+    for j, label in enumerate(streams.labels):
+        instruction = texts[j].strip()
+        if not instruction or image_idx[j] < 0:
+            continue
+        if current is None or instruction != current['instruction']:
+            if current is not None:
+                episodes.append(_finish(current, streams.source))
+            current = {'instruction': instruction, 'images': [], 'actions': [], 'times': []}
+            current['dropped'] = 0
+            previous_gripper = None
+        still = np.all(np.abs(label[:6]) <= config.zero_tolerance)
+        if config.drop_zero_actions and still and label[6] == previous_gripper:
+            current['dropped'] += 1
+            continue
+        previous_gripper = label[6]
+        gripper = gripper_from_opening(label[6], config.gripper_convention)
+        current['images'].append(streams.images[image_idx[j]])
+        current['actions'].append(np.concatenate([label[:6], [gripper]]))
+        current['times'].append(times[j])
+    if current is not None:
+        episodes.append(_finish(current, streams.source))
+    return [e for e in episodes if len(e) >= config.min_steps]
 
 
 def _finish(current: dict[str, Any], source: str) -> Episode:

@@ -5,6 +5,12 @@ It reads the simulator's true object poses, plans grasp and place motions
 deltas on the same topic as the model, so its actions go through the rate limiter, the safety
 monitor, IK and the adapter like any other policy's. It needs ``sim:=true`` (true poses exist only
 there).
+
+With ``noise_translation`` / ``noise_rotation`` > 0 it injects DART-style noise: on a share
+``noise_probability`` of the ticks the *executed* action gets Gaussian noise, while the expert
+keeps planning from the perturbed target, so the arm visits the states a learner's errors lead
+to and the expert labels them. The clean labels go out on ``/openvla/expert_action`` (an
+``ActionChunk`` each tick) for ``openvla-ros record`` / ``learn`` (``label_topic``).
 """
 
 from __future__ import annotations
@@ -34,7 +40,32 @@ PARAMS = (
         [0.0, 0.0, 0.0],
         'xyz added to the place target [m]; non-zero makes a deliberately wrong expert (tests).',
     ),
+    Param(
+        'noise_translation',
+        0.0,
+        'DART noise: std of executed dxyz [m] (labels stay clean).',
+        low=0.0,
+        high=0.05,
+    ),
+    Param(
+        'noise_rotation',
+        0.0,
+        'DART noise: std of executed droll/dpitch/dyaw [rad].',
+        low=0.0,
+        high=0.25,
+    ),
+    Param(
+        'noise_probability',
+        0.5,
+        'Share of ticks whose executed action is perturbed.',
+        low=0.0,
+        high=1.0,
+    ),
+    Param('noise_seed', 0, 'Seed of the DART noise.', low=0, high=2**31 - 1),
 )
+
+#: Clean expert labels (one ActionChunk per tick), read by `RecordConfig.label_topic`.
+LABEL_TOPIC = '/openvla/expert_action'
 
 
 class ScriptedPolicyNode(Node):
@@ -63,6 +94,8 @@ class ScriptedPolicyNode(Node):
             EndEffectorTarget, '/openvla/ee_target', self.on_ee_target, reliable
         )
         self._chunk_pub = self.create_publisher(ActionChunk, '/openvla/action_chunk', reliable)
+        self._label_pub = self.create_publisher(ActionChunk, LABEL_TOPIC, reliable)
+        self._rng = np.random.default_rng(int(self.p['noise_seed']))
         self._status_pub = self.create_publisher(PolicyStatus, '/openvla/policy_status', reliable)
         self.create_timer(1.0 / self.p['policy_rate'], self.on_policy_timer)
 
@@ -93,11 +126,35 @@ class ScriptedPolicyNode(Node):
             self._target = self._commanded.copy()
             self.expert.reset(self._objects, self._target)
         dt = 1.0 / self.p['policy_rate']
-        actions = self.expert.next_chunk(self._objects, self._target, self.p['chunk_size'])
+        labels = self.expert.next_chunk(self._objects, self._target, self.p['chunk_size'])
+        actions = self._perturb(labels)
         for action in actions:
             self._target = apply_delta(self._target, action)
+        stamp = self.get_clock().now().to_msg()
+        self._label_pub.publish(self._chunk(labels, dt, stamp))
+        self._chunk_pub.publish(self._chunk(actions, dt, stamp))
+        self._count += 1
+        self._publish_status(f'phase {self.expert.phase}')
+
+    def _perturb(self, labels: np.ndarray) -> np.ndarray:
+        """Executed actions: the labels plus DART noise on some ticks, within the expert's
+        bounds (the gripper is never perturbed)."""
+        sigma_t, sigma_r = self.p['noise_translation'], self.p['noise_rotation']
+        if (sigma_t <= 0 and sigma_r <= 0) or self._rng.random() >= self.p['noise_probability']:
+            return labels
+        from openvla_ros.sim.expert import MAX_DRPY, MAX_DXYZ  # noqa: PLC0415
+
+        noisy = labels.copy()
+        count = labels.shape[0]
+        noisy[:, :3] += self._rng.normal(0.0, sigma_t, (count, 3))
+        noisy[:, 3:6] += self._rng.normal(0.0, sigma_r, (count, 3))
+        noisy[:, :3] = np.clip(noisy[:, :3], -MAX_DXYZ, MAX_DXYZ)
+        noisy[:, 3:6] = np.clip(noisy[:, 3:6], -MAX_DRPY, MAX_DRPY)
+        return noisy
+
+    def _chunk(self, actions: np.ndarray, dt: float, stamp) -> ActionChunk:
         chunk = ActionChunk()
-        chunk.header.stamp = self.get_clock().now().to_msg()
+        chunk.header.stamp = stamp
         chunk.header.frame_id = self.p['base_frame']
         chunk.instruction = self._instruction
         chunk.model = 'scripted_expert'
@@ -108,9 +165,7 @@ class ScriptedPolicyNode(Node):
         chunk.actions = actions.ravel().tolist()
         chunk.gripper_convention = ActionChunk.GRIPPER_CONVENTION_OPEN_IS_ONE
         chunk.inference_latency = 0.0
-        self._chunk_pub.publish(chunk)
-        self._count += 1
-        self._publish_status(f'phase {self.expert.phase}')
+        return chunk
 
     def _missing(self) -> list[str]:
         missing = []

@@ -87,6 +87,7 @@ def write_synthetic_bag(
     encoding: str = 'rgb8',
     target_topic: str = '/openvla/safe_ee_target',
     joint_states: bool = False,
+    labels: list[tuple[int, np.ndarray]] | None = None,
 ) -> Path:
     """Write one episode as a rosbag2 bag.
 
@@ -99,6 +100,8 @@ def write_synthetic_bag(
         encoding: image encoding, 'rgb8' or 'bgr8'.
         target_topic: topic of the commanded EndEffectorTarget.
         joint_states: also write /joint_states (zeros) for a measured-source test.
+        labels: (time ns, 7-vector) expert labels written as ActionChunks on
+            /openvla/expert_action (gripper 1 = open).
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -124,6 +127,27 @@ def write_synthetic_bag(
                 '/joint_states', 'sensor_msgs/msg/JointState', typestore=typestore
             )
         events: list[tuple[int, str, Any, str]] = []
+        if labels is not None:
+            chunk_type = 'openvla_ros/msg/ActionChunk'
+            conns['label'] = writer.add_connection(
+                '/openvla/expert_action', chunk_type, typestore=typestore
+            )
+            for ns, action in labels:
+                msg = types[chunk_type](
+                    header=_header(types, ns),
+                    instruction=instruction or '',
+                    model='scripted_expert',
+                    unnorm_key='',
+                    action_space='bridge_orig',
+                    dt=0.2,
+                    action_dim=7,
+                    num_actions=1,
+                    actions=np.asarray(action, dtype=np.float64),
+                    gripper_convention=0,
+                    tokens=np.zeros(0, dtype=np.int32),
+                    inference_latency=0.0,
+                )
+                events.append((ns, 'label', msg, chunk_type))
         if instruction is not None:
             msg = types['std_msgs/msg/String'](data=instruction)
             events.append((0, 'text', msg, 'std_msgs/msg/String'))

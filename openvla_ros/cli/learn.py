@@ -1,0 +1,127 @@
+"""The whole learning loop in the simulator: record expert demonstrations (with DART noise),
+build the dataset, train a small OpenVLA (full-parameter), pick the best checkpoint on selection
+seeds, evaluate it on held-out seeds through the full ROS stack, and write a report.
+
+Examples:
+
+    openvla-ros learn widowx_bridge --task lift_block --out runs/lift
+    openvla-ros learn widowx_bridge --task carrot_on_plate --out runs/carrot --demos 120 \\
+        --steps 3000
+    openvla-ros learn widowx_bridge --task lift_block --out /tmp/smoke --demos 2 --steps 4 \\
+        --save-every 2 --select-episodes 1 --eval-episodes 1 --model-size micro \\
+        --batch-size 2 --use-failed-demos --json
+
+Writes under --out: bags/ (MCAP demonstrations), dataset/, base/ (the untrained model), train/
+(checkpoints, finetune.json), best/ (the chosen checkpoint: `--model runs/lift/best` in predict,
+serve, evaluate and demo), report.json, report.md and learning.png (success against training
+steps and against demonstrations), and learn.json (progress). Run the same command again to
+resume after an interruption. Seeds: demonstrations --demo-seed + i, selection --select-seed + i,
+evaluation --eval-seed + i (disjoint ranges, checked). With --json the last line printed is the
+report as one JSON object. Details and results: docs/learning.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import sys
+
+from openvla_ros.cli._episode_args import isolate_dds, PROFILES
+
+__all__ = ['add_arguments', 'main']
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the verb's arguments."""
+    parser.add_argument('profile', choices=PROFILES, help='robot profile')
+    parser.add_argument('--task', default='lift_block', help='simulator task')
+    parser.add_argument('--out', type=Path, required=True, help='output directory')
+    parser.add_argument('--demos', type=int, default=80, help='expert episodes to record')
+    parser.add_argument(
+        '--noise',
+        type=float,
+        nargs=2,
+        default=(0.006, 0.03),
+        metavar=('M', 'RAD'),
+        help='DART noise std on executed expert actions (translation, rotation)',
+    )
+    parser.add_argument(
+        '--noise-probability', type=float, default=0.3, help='share of perturbed expert ticks'
+    )
+    parser.add_argument(
+        '--model-size',
+        default='small',
+        choices=('micro', 'small', 'small224', 'medium'),
+        help='widths/depths (openvla_ros/finetune/small_model.py)',
+    )
+    parser.add_argument('--steps', type=int, default=1500, help='optimizer steps')
+    parser.add_argument('--batch-size', type=int, default=16, help='samples per step')
+    parser.add_argument('--lr', type=float, default=1e-3, help='peak learning rate (cosine)')
+    parser.add_argument('--warmup-steps', type=int, default=50, help='lr warm-up steps')
+    parser.add_argument(
+        '--augment', default='camera', choices=('none', 'openvla', 'camera'), help='augmentation'
+    )
+    parser.add_argument(
+        '--save-every', type=int, default=500, help='checkpoint (selection candidate) every N'
+    )
+    parser.add_argument(
+        '--select-episodes', type=int, default=5, help='selection episodes per checkpoint'
+    )
+    parser.add_argument('--eval-episodes', type=int, default=20, help='final evaluation episodes')
+    parser.add_argument('--demo-seed', type=int, default=1000, help='first demonstration seed')
+    parser.add_argument('--select-seed', type=int, default=5000, help='first selection seed')
+    parser.add_argument('--eval-seed', type=int, default=9000, help='first evaluation seed')
+    parser.add_argument('--seed', type=int, default=0, help='training seed')
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument(
+        '--use-failed-demos',
+        action='store_true',
+        help='also train on expert episodes that failed (labels stay valid)',
+    )
+    parser.add_argument('--json', action='store_true', help='print the report as JSON last')
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run or resume the loop; print where the report is."""
+    from openvla_ros.finetune.learn import LearnConfig, run_learn  # noqa: PLC0415
+
+    isolate_dds()
+    try:
+        config = LearnConfig(
+            profile=args.profile,
+            task=args.task,
+            out=str(args.out),
+            demos=args.demos,
+            noise=tuple(args.noise),
+            noise_probability=args.noise_probability,
+            model_size=args.model_size,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            warmup_steps=args.warmup_steps,
+            augment=args.augment,
+            save_every=args.save_every,
+            select_episodes=args.select_episodes,
+            eval_episodes=args.eval_episodes,
+            demo_seed=args.demo_seed,
+            select_seed=args.select_seed,
+            eval_seed=args.eval_seed,
+            seed=args.seed,
+            threads=args.threads,
+            use_failed_demos=args.use_failed_demos,
+        )
+        report = run_learn(config, say=lambda text: print(text, file=sys.stderr, flush=True))
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f'openvla-ros learn: {str(exc).splitlines()[0]}', file=sys.stderr)
+        return 1
+    evaluation = report['evaluation']
+    print(
+        f'{report["task"]}: {evaluation["successes"]}/{evaluation["episodes"]} on held-out seeds '
+        f'(95 % Wilson {evaluation["ci95"]}), {report["demonstrations_used"]} demonstrations, '
+        f'{report["training_steps"]} steps (best {report["best_step"]}), '
+        f'{report["total_time_s"]} s; report: {report["paths"]["markdown"]}'
+    )
+    if args.json:
+        print(json.dumps(report))
+    return 0

@@ -1,0 +1,584 @@
+"""The whole learning loop on the simulator: demonstrations -> dataset -> training -> evaluation.
+
+`run_learn(LearnConfig(...))` is the engine of `openvla-ros learn`. Every episode (demonstration
+or evaluation) runs through the full ROS stack in this process (`openvla_ros.episodes`), real
+time. Stages and what they leave in OUT:
+
+1. demos: `bags/demo_seed<S>/` MCAP bags of the scripted expert with DART noise on its executed
+   actions (clean labels on `/openvla/expert_action`); only successful episodes are used.
+2. dataset: `dataset/` (`openvla-ros record` format) built from the labels.
+3. base: `base/`, a randomly initialised small OpenVLA (`small_model.py`).
+4. train: `train/`, full-parameter training with step checkpoints (`finetune --full`).
+5. select: each kept checkpoint is exported (`train/export_step_N/`) and run on the selection
+   seeds; the best one becomes `best/`, an ordinary OpenVLA checkpoint directory.
+6. evaluate: `best/` on the evaluation seeds, never used before.
+7. report: `report.json`, `report.md`, `learning.png`.
+
+Seed ranges are disjoint and recorded: demonstrations `demo_seed + i`, selection
+`select_seed + i`, evaluation `eval_seed + i`. `learn.json` holds the progress; running the same
+command again resumes where it stopped (finished bags are kept, a half-written one is redone,
+training resumes from its last checkpoint, finished evaluations are not rerun).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+import json
+import logging
+from pathlib import Path
+import shutil
+import time
+from typing import Any
+
+__all__ = ['LearnConfig', 'run_learn', 'seed_ranges']
+
+logger = logging.getLogger(__name__)
+
+STATE_NAME = 'learn.json'
+
+
+@dataclass
+class LearnConfig:
+    """One `learn` run.
+
+    Attributes:
+        profile: robot profile (`widowx_bridge`).
+        task: simulator task.
+        out: output directory.
+        demos: expert episodes to record (failed ones are recorded but not trained on).
+        noise: DART noise std of the executed actions (translation m, rotation rad).
+        noise_probability: share of expert ticks that are perturbed.
+        model_size: a name in `SMALL_SPECS`.
+        steps: optimizer steps.
+        batch_size: samples per step.
+        lr: peak learning rate (cosine to 10 %, linear warm-up).
+        warmup_steps: warm-up steps.
+        augment: 'camera', 'openvla' or 'none'.
+        save_every: checkpoint (and selection candidate) every N steps.
+        select_episodes: episodes per candidate on the selection seeds (0: take the last step).
+        eval_episodes: episodes of the final evaluation.
+        demo_seed, select_seed, eval_seed: first seed of each (disjoint) range.
+        seed: training seed (weights, order, augmentation).
+        unnorm_key: the dataset statistics key of the learned model.
+        threads: torch threads for training (0: torch's default).
+        use_failed_demos: also train on expert episodes that failed (their labels are still
+            the expert's answer for every state they visited; off by default).
+    """
+
+    profile: str = 'widowx_bridge'
+    task: str = 'lift_block'
+    out: str = 'runs/learn'
+    demos: int = 60
+    noise: tuple[float, float] = (0.006, 0.03)
+    noise_probability: float = 0.3
+    model_size: str = 'small'
+    steps: int = 1500
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    augment: str = 'camera'
+    save_every: int = 500
+    select_episodes: int = 5
+    eval_episodes: int = 20
+    demo_seed: int = 1000
+    select_seed: int = 5000
+    eval_seed: int = 9000
+    seed: int = 0
+    unnorm_key: str = ''
+    threads: int = 0
+    use_failed_demos: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Check values early and name the field."""
+        for name in ('demos', 'steps', 'batch_size', 'save_every', 'eval_episodes'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.select_episodes < 0:
+            raise ValueError(f'select_episodes must be >= 0, got {self.select_episodes}')
+        self.noise = (float(self.noise[0]), float(self.noise[1]))
+        if min(self.noise) < 0:
+            raise ValueError(f'noise must be >= 0, got {self.noise}')
+        if not self.unnorm_key:
+            self.unnorm_key = f'sim_{self.task}'
+        ranges = seed_ranges(self)
+        names = list(ranges)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                lo_a, hi_a = ranges[a]
+                lo_b, hi_b = ranges[b]
+                if lo_a < hi_b and lo_b < hi_a:
+                    raise ValueError(f'{a} seeds {ranges[a]} overlap {b} seeds {ranges[b]}')
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def seed_ranges(config: LearnConfig) -> dict[str, tuple[int, int]]:
+    """[first, last + 1) of the demonstration, selection and evaluation seeds."""
+    return {
+        'demos': (config.demo_seed, config.demo_seed + config.demos),
+        'selection': (config.select_seed, config.select_seed + config.select_episodes),
+        'evaluation': (config.eval_seed, config.eval_seed + config.eval_episodes),
+    }
+
+
+# --- state --------------------------------------------------------------------------------------
+class _State:
+    """`learn.json`: settings, per-stage results and timings, rewritten after every change."""
+
+    def __init__(self, out: Path, config: LearnConfig) -> None:
+        self.path = out / STATE_NAME
+        self.data: dict[str, Any] = {}
+        if self.path.is_file():
+            self.data = json.loads(self.path.read_text())
+            saved = dict(self.data.get('settings', {}))
+            now = config.to_dict()
+            keys = (
+                'profile', 'task', 'demos', 'noise', 'noise_probability', 'model_size',
+                'batch_size', 'lr', 'seed',
+            )  # fmt: skip
+            diffs = [k for k in keys if k in saved and _jsonable(saved[k]) != _jsonable(now[k])]
+            if diffs:
+                raise ValueError(
+                    f'{out} holds a learn run with other settings ({", ".join(diffs)}); '
+                    'use another --out'
+                )
+        self.data['settings'] = _jsonable(config.to_dict())
+        self.data['seeds'] = {k: list(v) for k, v in seed_ranges(config).items()}
+        self.data.setdefault('demos', {})
+        self.data.setdefault('selection', {})
+        self.data.setdefault('timings_s', {})
+        self.save()
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix('.tmp')
+        tmp.write_text(json.dumps(self.data, indent=2) + '\n')
+        tmp.replace(self.path)
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        timings = self.data['timings_s']
+        timings[stage] = round(timings.get(stage, 0.0) + seconds, 1)
+        self.save()
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+# --- stages -------------------------------------------------------------------------------------
+def _episode(config: LearnConfig, seed: int, **kwargs: Any) -> Any:
+    from openvla_ros.episodes import EpisodeConfig, run_episode
+
+    cfg = EpisodeConfig(
+        profile=config.profile,
+        task=config.task,
+        seed=seed,
+        camera_rate=10.0,
+        frame_stride=10_000,
+        **kwargs,
+    )
+    return run_episode(cfg)
+
+
+def record_demos(config: LearnConfig, out: Path, state: _State, say: Callable) -> list[Path]:
+    """Stage 1: expert episodes with DART noise, each as an MCAP bag; returns the good bags."""
+    from tqdm.auto import tqdm
+
+    bags = out / 'bags'
+    bags.mkdir(parents=True, exist_ok=True)
+    done: dict[str, Any] = state.data['demos']
+    start = time.monotonic()
+    bar = tqdm(total=config.demos, desc='demonstrations', unit='ep', initial=len(done))
+    try:
+        for i in range(config.demos):
+            seed = config.demo_seed + i
+            bag = bags / f'demo_seed{seed}'
+            if str(seed) in done and (bag / 'metadata.yaml').is_file():
+                continue
+            if bag.exists():
+                shutil.rmtree(bag)  # interrupted while recording
+            result = _episode(
+                config,
+                seed,
+                policy='scripted',
+                bag=str(bag),
+                noise=config.noise,
+                noise_probability=config.noise_probability,
+                noise_seed=seed,
+            )
+            done[str(seed)] = {'success': bool(result.success), 'bag': bag.name}
+            state.save()
+            bar.update(1)
+            bar.set_postfix(success=f'{sum(d["success"] for d in done.values())}/{len(done)}')
+    finally:
+        bar.close()
+        state.add_time('demos', time.monotonic() - start)
+    good = [bags / d['bag'] for d in done.values() if d['success'] or config.use_failed_demos]
+    wins = sum(d['success'] for d in done.values())
+    say(f'demonstrations: {wins} of {len(done)} expert episodes succeeded; {len(good)} used')
+    return sorted(good)
+
+
+def build_dataset(config: LearnConfig, out: Path, bags: list[Path], state: _State) -> Path:
+    """Stage 2: the labelled dataset (rebuilt only when missing)."""
+    from openvla_ros.data import record_bags, RecordConfig, write_dataset
+    from openvla_ros.data.recording import EXPERT_LABEL_TOPIC
+
+    path = out / 'dataset'
+    if (path / 'dataset.json').is_file() or (path / 'statistics.json').is_file():
+        return path
+    if path.exists():
+        shutil.rmtree(path)
+    start = time.monotonic()
+    record = RecordConfig.from_profile(config.profile, label_topic=EXPERT_LABEL_TOPIC)
+    episodes = record_bags([str(b) for b in bags], record, progress=True)
+    write_dataset(path, episodes, record)
+    state.data['dataset'] = {
+        'episodes': len(episodes),
+        'steps': int(sum(len(e) for e in episodes)),
+        'dropped_zero': int(sum(e.dropped_zero for e in episodes)),
+    }
+    state.add_time('dataset', time.monotonic() - start)
+    return path
+
+
+def train(config: LearnConfig, out: Path, data: Path, state: _State) -> Any:
+    """Stages 3-4: the small base model, then full-parameter training (resumable)."""
+    from openvla_ros.finetune.config import FinetuneConfig
+    from openvla_ros.finetune.small_model import make_small_model
+    from openvla_ros.finetune.trainer import latest_checkpoint, SUMMARY_NAME, Trainer
+
+    base = out / 'base'
+    if not (base / 'config.json').is_file():
+        make_small_model(base, config.model_size, seed=config.seed)
+    run = out / 'train'
+    if (run / SUMMARY_NAME).is_file() and state.data.get('train', {}).get('done'):
+        return None
+    steps_total = len(state.data.get('dataset', {})) and state.data['dataset']['steps']
+    finetune = FinetuneConfig(
+        model=str(base),
+        data=str(data),
+        out=str(run),
+        unnorm_key=config.unnorm_key,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        augment=config.augment,
+        save_every=config.save_every,
+        keep_checkpoints=max(1, config.steps // config.save_every + 1),
+        resume=latest_checkpoint(run) is not None or (run / SUMMARY_NAME).is_file(),
+        full=True,
+        val_fraction=0.1,
+        max_eval_batches=8,
+        lr_schedule='cosine',
+        warmup_steps=config.warmup_steps,
+        seed=config.seed,
+    )
+    start = time.monotonic()
+    trainer = Trainer(finetune, progress=True)
+    state.data['train'] = {
+        'parameters': trainer.total,
+        'train_steps': len(trainer.train_steps),
+        'held_out_steps': len(trainer.val_steps),
+        'dataset_steps': steps_total,
+        'done': False,
+    }
+    state.save()
+    trainer.train()
+    summary = json.loads((run / SUMMARY_NAME).read_text())
+    state.data['train'].update(
+        done=True,
+        final_train=summary['final_train'],
+        initial_eval=summary['initial_eval'],
+        final_eval=summary['final_eval'],
+        eval_history=summary['history']['eval'],
+    )
+    state.add_time('train', time.monotonic() - start)
+    return trainer
+
+
+def export_checkpoint(run: Path, step_dir: Path, base: Path, unnorm_key: str) -> Path:
+    """A step checkpoint (float32 state) as an ordinary OpenVLA checkpoint directory."""
+    from safetensors.torch import load_file
+
+    from openvla_ros.data.statistics import read_statistics_file
+    from openvla_ros.finetune.trainer import MODEL_STATE_NAME, save_full_checkpoint
+    from openvla_ros.model.configuration import OpenVLAConfig
+
+    out = run / f'export_{step_dir.name}'
+    if (out / 'config.json').is_file():
+        return out
+    config = OpenVLAConfig.from_json_file(base / 'config.json')
+    stats = read_statistics_file(step_dir / 'dataset_statistics.json')
+    stats = {unnorm_key: stats[unnorm_key]}
+    state = load_file(str(step_dir / MODEL_STATE_NAME))
+    return save_full_checkpoint(state, config, base, out, stats)
+
+
+def evaluate_policy(
+    config: LearnConfig, model: Path, seeds: range, desc: str
+) -> list[dict[str, Any]]:
+    """Run the learned policy through the full stack on `seeds`; one record per episode."""
+    from tqdm.auto import tqdm
+
+    results = []
+    bar = tqdm(list(seeds), desc=desc, unit='ep')
+    for seed in bar:
+        result = _episode(
+            config,
+            seed,
+            policy='openvla',
+            model=str(model),
+            unnorm_key=config.unnorm_key,
+            device='cpu',
+            dtype='float32',
+        )
+        results.append(
+            {
+                'seed': seed,
+                'success': bool(result.success),
+                'time_to_success_s': round(result.time_to_success, 2) if result.success else None,
+                'clipped': result.clipped,
+                'rejected': result.rejected,
+            }
+        )
+        bar.set_postfix(success=f'{sum(r["success"] for r in results)}/{len(results)}')
+    bar.close()
+    return results
+
+
+def select(config: LearnConfig, out: Path, state: _State, say: Callable) -> Path:
+    """Stage 5: every kept checkpoint on the selection seeds; the best is copied to `best/`."""
+    from openvla_ros.finetune.trainer import CHECKPOINTS_DIR
+    from openvla_ros.finetune.trainer import STATE_NAME as TRAINER_STATE
+
+    run = out / 'train'
+    steps = sorted(
+        (p for p in (run / CHECKPOINTS_DIR).glob('step_*') if (p / TRAINER_STATE).is_file()),
+        key=lambda p: int(p.name.split('_')[1]),
+    )
+    if not steps:
+        raise ValueError(f'no training checkpoints in {run / CHECKPOINTS_DIR}')
+    if config.select_episodes == 0:
+        steps = steps[-1:]
+    chosen = state.data['selection']
+    start = time.monotonic()
+    seeds = range(config.select_seed, config.select_seed + config.select_episodes)
+    for step_dir in steps:
+        key = str(int(step_dir.name.split('_')[1]))
+        if key in chosen:
+            continue
+        exported = export_checkpoint(run, step_dir, out / 'base', config.unnorm_key)
+        episodes = evaluate_policy(config, exported, seeds, f'selection step {key}')
+        successes = sum(e['success'] for e in episodes)
+        chosen[key] = {
+            'successes': successes,
+            'episodes': len(episodes),
+            'per_episode': episodes,
+            'checkpoint': str(exported),
+        }
+        state.save()
+        say(f'selection: step {key}: {successes}/{len(episodes)}')
+    state.add_time('selection', time.monotonic() - start)
+    best_key = max(chosen, key=lambda k: (chosen[k]['successes'], int(k)))
+    state.data['best_step'] = int(best_key)
+    best = out / 'best'
+    if best.exists():
+        shutil.rmtree(best)
+    shutil.copytree(chosen[best_key]['checkpoint'], best)
+    (best / 'learned.json').write_text(
+        json.dumps(
+            {
+                'task': config.task,
+                'profile': config.profile,
+                'unnorm_key': config.unnorm_key,
+                'step': int(best_key),
+                'model_size': config.model_size,
+                'trained_by': 'openvla-ros learn',
+            },
+            indent=2,
+        )
+        + '\n'
+    )
+    state.save()
+    return best
+
+
+def final_evaluation(config: LearnConfig, out: Path, state: _State) -> dict[str, Any]:
+    """Stage 6: the chosen checkpoint on the evaluation seeds (run once)."""
+    from openvla_ros.episodes import wilson_interval
+
+    if 'evaluation' in state.data and state.data['evaluation'].get('step') == state.data.get(
+        'best_step'
+    ):
+        return state.data['evaluation']
+    start = time.monotonic()
+    seeds = range(config.eval_seed, config.eval_seed + config.eval_episodes)
+    episodes = evaluate_policy(config, out / 'best', seeds, 'evaluation')
+    successes = sum(e['success'] for e in episodes)
+    low, high = wilson_interval(successes, len(episodes))
+    state.data['evaluation'] = {
+        'step': state.data.get('best_step'),
+        'successes': successes,
+        'episodes': len(episodes),
+        'success_rate': successes / len(episodes),
+        'ci95': [round(low, 4), round(high, 4)],
+        'per_episode': episodes,
+    }
+    state.add_time('evaluation', time.monotonic() - start)
+    return state.data['evaluation']
+
+
+def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Path]:
+    """Stage 7: report.json, report.md and learning.png (success vs steps and vs demos)."""
+    from openvla_ros.episodes import wilson_interval
+
+    data = state.data
+    evaluation = data.get('evaluation', {})
+    demos = data.get('demos', {})
+    used = sum(1 for d in demos.values() if d['success'] or config.use_failed_demos)
+    timings = data.get('timings_s', {})
+    report = {
+        'profile': config.profile,
+        'task': config.task,
+        'model_size': config.model_size,
+        'demonstrations_recorded': len(demos),
+        'demonstrations_used': used,
+        'dataset': data.get('dataset'),
+        'training_steps': config.steps,
+        'best_step': data.get('best_step'),
+        'selection': {
+            k: {'successes': v['successes'], 'episodes': v['episodes']}
+            for k, v in sorted(data.get('selection', {}).items(), key=lambda kv: int(kv[0]))
+        },
+        'evaluation': {k: v for k, v in evaluation.items() if k != 'per_episode'},
+        'seeds': data.get('seeds'),
+        'timings_s': timings,
+        'total_time_s': round(sum(timings.values()), 1),
+        'train': {k: v for k, v in data.get('train', {}).items() if k != 'eval_history'},
+    }
+    (out / 'report.json').write_text(json.dumps(report, indent=2) + '\n')
+    plot = out / 'learning.png'
+    _plot(report, data, plot)
+    lines = [
+        f'# learn: {config.task} ({config.profile})',
+        '',
+        '| what | value |',
+        '|---|---|',
+        f'| demonstrations (successful / recorded) | {used} / {len(demos)} |',
+        f'| dataset steps | {(data.get("dataset") or {}).get("steps")} |',
+        f'| model | {config.model_size} ({data.get("train", {}).get("parameters")} parameters) |',
+        f'| training steps (best) | {config.steps} ({data.get("best_step")}) |',
+    ]
+    if evaluation:
+        low, high = wilson_interval(evaluation['successes'], evaluation['episodes'])
+        lines.append(
+            f'| success on evaluation seeds | {evaluation["successes"]}/{evaluation["episodes"]} '
+            f'= {100 * evaluation["success_rate"]:.0f} % (95 % Wilson {100 * low:.0f}-'
+            f'{100 * high:.0f} %) |'
+        )
+    stages = ', '.join(f'{k} {v}' for k, v in timings.items())
+    lines += [
+        f'| time [s] | {report["total_time_s"]} ({stages}) |',
+        '',
+        f'Seeds: demonstrations {data["seeds"]["demos"]}, selection {data["seeds"]["selection"]}, '
+        f'evaluation {data["seeds"]["evaluation"]} ([first, last + 1)).',
+        '',
+        '![learning curve](learning.png)',
+        '',
+    ]
+    (out / 'report.md').write_text('\n'.join(lines))
+    return {'json': out / 'report.json', 'markdown': out / 'report.md', 'plot': plot}
+
+
+def _plot(report: dict[str, Any], data: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from openvla_ros.episodes import wilson_interval
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    selection = report['selection']
+    if selection:
+        xs = [int(k) for k in selection]
+        rates = [v['successes'] / max(1, v['episodes']) for v in selection.values()]
+        ci = [wilson_interval(v['successes'], v['episodes']) for v in selection.values()]
+        below = [r - lo for r, (lo, _) in zip(rates, ci)]
+        above = [hi - r for r, (_, hi) in zip(rates, ci)]
+        ax1.errorbar(
+            xs,
+            rates,
+            yerr=[below, above],
+            marker='o',
+            capsize=3,
+            label='selection seeds',
+        )
+    evaluation = report['evaluation']
+    if evaluation:
+        lo, hi = evaluation['ci95']
+        rate = evaluation['success_rate']
+        ax1.errorbar(
+            [evaluation['step']], [rate], yerr=[[rate - lo], [hi - rate]], marker='s',
+            color='C3', capsize=3, label='evaluation seeds (held out)',
+        )  # fmt: skip
+    ax1.set_xlabel('training steps')
+    ax1.set_ylabel('success rate')
+    ax1.set_ylim(-0.05, 1.05)
+    ax1.legend(loc='upper left')
+    ax1.set_title(f'{report["task"]}: success vs training steps')
+    scaling = data.get('demo_scaling', {})
+    points = {int(k): v for k, v in scaling.items()}
+    if evaluation:
+        points.setdefault(
+            report['demonstrations_used'],
+            {'successes': evaluation['successes'], 'episodes': evaluation['episodes']},
+        )
+    if points:
+        xs = sorted(points)
+        rates = [points[x]['successes'] / max(1, points[x]['episodes']) for x in xs]
+        ax2.plot(xs, rates, marker='o')
+    ax2.set_xlabel('demonstrations used')
+    ax2.set_ylabel('success rate')
+    ax2.set_ylim(-0.05, 1.05)
+    ax2.set_title('success vs demonstrations')
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_learn(config: LearnConfig, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or resume) every stage; returns the report.
+
+    Raises:
+        ValueError: bad settings, an output directory of another run, no successful demos.
+        RuntimeError: the stack did not come up for an episode.
+    """
+    import torch
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.WARNING)
+    state = _State(out, config)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    bags = record_demos(config, out, state, say)
+    if not bags:
+        raise ValueError('no successful demonstration to learn from')
+    data = build_dataset(config, out, bags, state)
+    say(f'dataset: {state.data["dataset"]["steps"]} steps in {data}')
+    train(config, out, data, state)
+    best = select(config, out, state, say)
+    say(f'best checkpoint: step {state.data["best_step"]} -> {best}')
+    evaluation = final_evaluation(config, out, state)
+    say(
+        f'evaluation: {evaluation["successes"]}/{evaluation["episodes"]} on held-out seeds '
+        f'(95 % CI {evaluation["ci95"]})'
+    )
+    paths = write_report(config, out, state)
+    report = json.loads(paths['json'].read_text())
+    report['paths'] = {k: str(v) for k, v in paths.items()}
+    return report

@@ -1,0 +1,112 @@
+"""A small OpenVLA that learns a simulator task from scratch on a CPU: the real architecture
+(fused DINOv2 + SigLIP ViTs read at their penultimate block, the fused GELU projector, Llama,
+256-bin action tokens, the padded 32064-token vocabulary), at small widths and depths.
+
+Built from the model package's public pieces (`tiny_config`, `OpenVLAForActionPrediction`,
+`init_tiny_weights`, `save_checkpoint`); only the sizes differ from `openvla/openvla-7b`, plus the
+image side: OpenVLA's config carries `image_sizes` (Prismatic also has 384 px variants) and this
+model reads 112 px images (8 x 8 = 64 patches of 14 px instead of 256), which cuts the vision and
+Llama sequence cost about 4x. The choice was measured (docs/learning.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ['SMALL_SPECS', 'SmallSpec', 'make_small_model']
+
+
+@dataclass(frozen=True)
+class SmallSpec:
+    """Widths, depths and image side of a small model."""
+
+    vit_embed_dim: int = 64
+    vit_depth: int = 4
+    vit_heads: int = 2
+    siglip_embed_dim: int = 64
+    siglip_depth: int = 4
+    siglip_heads: int = 2
+    llm_hidden: int = 96
+    llm_layers: int = 2
+    llm_heads: int = 2
+    llm_intermediate: int = 192
+    image_size: int = 112
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: Named sizes; 'small' is what `openvla-ros learn` uses (docs/learning.md has the measurements).
+SMALL_SPECS: dict[str, SmallSpec] = {
+    'micro': SmallSpec(32, 3, 2, 32, 3, 2, 64, 2, 2, 128, 112),
+    'small': SmallSpec(),
+    'small224': SmallSpec(image_size=224),
+    'medium': SmallSpec(96, 6, 3, 96, 6, 3, 128, 3, 2, 256, 112),
+}
+
+
+def make_small_model(
+    out_dir: str | Path,
+    spec: SmallSpec | str = 'small',
+    *,
+    seed: int = 0,
+    norm_stats: dict[str, Any] | None = None,
+) -> Path:
+    """Write a randomly initialised small OpenVLA checkpoint directory.
+
+    Args:
+        out_dir: where to write (created).
+        spec: a `SmallSpec` or a name in `SMALL_SPECS`.
+        seed: weight seed (deterministic, as the tiny models).
+        norm_stats: config norm_stats (default: none; fine-tuning adds the dataset's key).
+
+    Raises:
+        KeyError: unknown spec name.
+    """
+    import torch
+
+    from openvla_ros.model import constants as const
+    from openvla_ros.model.modeling import OpenVLAForActionPrediction
+    from openvla_ros.model.processor import ImageTransformConfig
+    from openvla_ros.model.tiny import (
+        init_tiny_weights,
+        save_checkpoint,
+        tiny_config,
+        TinySpec,
+    )
+
+    if isinstance(spec, str):
+        if spec not in SMALL_SPECS:
+            raise KeyError(f'unknown model size {spec!r}; choose one of {sorted(SMALL_SPECS)}')
+        spec = SMALL_SPECS[spec]
+    tiny = TinySpec(
+        vit_embed_dim=spec.vit_embed_dim,
+        vit_depth=spec.vit_depth,
+        vit_heads=spec.vit_heads,
+        siglip_embed_dim=spec.siglip_embed_dim,
+        siglip_depth=spec.siglip_depth,
+        siglip_heads=spec.siglip_heads,
+        llm_hidden=spec.llm_hidden,
+        llm_layers=spec.llm_layers,
+        llm_heads=spec.llm_heads,
+        llm_intermediate=spec.llm_intermediate,
+        action_row_scale=1.0,
+    )
+    config = tiny_config(tiny, norm_stats=dict(norm_stats or {}))
+    config.image_sizes = [spec.image_size, spec.image_size]
+    state = torch.random.get_rng_state()
+    try:
+        model = OpenVLAForActionPrediction(config)
+    finally:
+        torch.random.set_rng_state(state)
+    init_tiny_weights(model, seed, tiny)
+    out = save_checkpoint(model, out_dir)
+    image = ImageTransformConfig(image_sizes=(spec.image_size, spec.image_size))
+    (out / const.PREPROCESSOR_CONFIG_NAME).write_text(
+        json.dumps(image.to_preprocessor_config(), indent=2) + '\n'
+    )
+    (out / 'small_model.json').write_text(json.dumps(spec.to_dict(), indent=2) + '\n')
+    return out
