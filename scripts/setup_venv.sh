@@ -90,7 +90,11 @@ rm -rf "$SITE/openvla_ros/__init__.py" "$SITE"/openvla_ros-*.egg-info
 "$ROOT/scripts/build_fixture_interfaces.sh" "$VENV"
 
 # 5. openvla_ros itself, editable (a .pth entry to this checkout) with its console scripts
-if [ ! -f "$STAMPS/editable" ] || [ "$ROOT/setup.py" -nt "$STAMPS/editable" ] || [ "$ROOT/setup.cfg" -nt "$STAMPS/editable" ]; then
+# (re-run when the package's metadata or its data files change: pip copies launch/, config/, rviz/
+# into share/openvla_ros, where `ros2 launch` and ament_index look for them)
+if [ ! -f "$STAMPS/editable" ] || [ ! -d "$VENV/share/openvla_ros/launch" ] \
+   || [ -n "$(find "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml" "$ROOT/resource" "$ROOT/launch" \
+        "$ROOT/config" "$ROOT/rviz" -newer "$STAMPS/editable" -print -quit)" ]; then
   log "installing openvla_ros (editable)"
   "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
     --config-settings editable_mode=compat -e "$ROOT"
