@@ -16,9 +16,10 @@ IK failure and joint-limit violation go to HOLD, not FAULT (the Bridge robot cod
 solution, do nothing"), because a target just outside the reachable set is a normal event for a
 learned policy; a persistent failure can be escalated to FAULT with ``ik_failures_before_fault``.
 
-Limits per unit of time: a target that arrives ``t`` seconds after the previous output may move
-at most ``min(t, period) / period`` times the per-period step (translation, rotation, gripper), so
-N targets within one period move the arm no further than one period's step.
+Limits per unit of time: a target that arrives ``t`` seconds after the previous passed or clipped
+output may move at most ``min(t, period) / period`` times the per-period step (translation,
+rotation, gripper), so N targets within one period move the arm no further than one period's
+step; a re-sent hold uses no motion and does not restart the clock.
 
 The safe set is anchored (``PoseBounds.clip``): a reference pose outside the box or the
 orientation bounds (an arm that starts outside) is held where it is, never pulled onto the box in
@@ -413,8 +414,6 @@ class SafetyMonitor:
         self._last_messages = tuple(messages)
         pose = None if self._hold_pose is None else self._hold_pose.copy()
         q = None if self._hold_q is None else self._hold_q.copy()
-        if pose is not None and isinstance(now, (int, float)) and math.isfinite(now):
-            self._last_output_time = float(now)
         return SafetyDecision(now, pose, self._hold_gripper, True, state, tuple(reasons),
                               tuple(messages), outcome, q)
 
@@ -468,8 +467,9 @@ class SafetyMonitor:
         return self._step_scale(now)
 
     def _step_scale(self, now: float) -> float:
-        """Fraction of one period's step allowed now: the real time since the last output,
-        capped at one period (one period before any output)."""
+        """Fraction of one period's step allowed now: the real time since the hold pose last
+        moved (a passed or clipped target; a re-sent hold uses no motion), capped at one period
+        (one period before any)."""
         period = self.config.period
         if not math.isfinite(self._last_output_time):
             return 1.0
