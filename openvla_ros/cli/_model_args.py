@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import argparse
 
-DTYPES = ('float32', 'bfloat16', 'float16')
-QUANTIZE = ('none', '8bit', '4bit')
-DECODE = ('fast', 'reference')
+DTYPES = ('float32', 'bfloat16', 'float16', 'auto')
+#: bitsandbytes: 8bit (LLM.int8), 4bit (NF4); core PyTorch weight-only: int8, int4; auto: int4 on
+#: CUDA, none on the CPU.
+QUANTIZE = ('none', '8bit', '4bit', 'int8', 'int4', 'auto')
+DECODE = ('fast', 'reference', 'graph')
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, dtype_default: str | None = 'float32',
                         dtype_help: str = 'compute dtype') -> None:
     """--device, --dtype and --quantize."""
-    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]' (default: cpu)")
-    parser.add_argument('--dtype', default=dtype_default, choices=DTYPES, help=dtype_help)
+    parser.add_argument('--device', default='cpu',
+                        help="'cpu', 'cuda[:N]' or 'auto' (CUDA when present; default: cpu)")
+    parser.add_argument('--dtype', default=dtype_default, choices=DTYPES,
+                        help=f'{dtype_help} (auto: bfloat16 on CUDA, float32 on the CPU)')
     parser.add_argument('--quantize', default='none', choices=QUANTIZE,
-                        help='bitsandbytes weight quantization (NF4 for 4bit)')
+                        help='weight quantization: int8/int4 weight-only on core PyTorch kernels '
+                             '(Llama layers), 8bit/4bit bitsandbytes (LLM.int8/NF4), auto = int4 '
+                             'on CUDA and none on the CPU')
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,4 +35,4 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--center-crop', action='store_true',
                         help='90%% area center crop (crop-augmented fine-tunes)')
     parser.add_argument('--decode', default='fast', choices=DECODE,
-                        help='decoding path (default: fast)')
+                        help='decoding path (default: fast; graph: CUDA graphs on a GPU)')

@@ -11,8 +11,10 @@ Examples:
     openvla-ros bench --model random-7b --unnorm-key bridge_orig --device cuda --dtype bfloat16
 
 Modes: `reference` runs transformers `generate` the way OpenVLA's README does; `fast` is our
-static-KV-cache greedy loop. Both run on the same weights and inputs in this process; `fast`
-reports its token agreement with `reference`. --pipeline adds what the ROS path costs on top of the
+static-KV-cache greedy loop; `graph` is our own Llama forward replayed from CUDA graphs (eager on
+the CPU). All run on the same weights and inputs in this process; `fast`
+reports its token agreement with `reference`. The whole GPU table (bf16, int8, int4, batched) comes
+from `scripts/gpu_bench.sh` instead. --pipeline adds what the ROS path costs on top of the
 model (image message in -> ActionChunk out, through a real policy node); --control adds the rate
 limiter, safety monitor and IK rates. Output: a Markdown table, and with --json one JSON object
 last.
@@ -38,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--modes',
         default='reference,fast',
-        help='comma-separated decode modes (reference first is the baseline)',
+        help='comma-separated decode modes: reference, fast, graph (reference first is the '
+             'baseline)',
     )
     parser.add_argument('--n', type=int, default=20, help='timed predictions per mode')
     parser.add_argument('--warmup', type=int, default=3, help='untimed predictions per mode first')
@@ -57,10 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     modes = tuple(m.strip() for m in args.modes.split(',') if m.strip())
-    unknown = sorted(set(modes) - {'reference', 'fast'})
+    unknown = sorted(set(modes) - {'reference', 'fast', 'graph'})
     if unknown or not modes:
         print(
-            f'openvla-ros bench: unknown --modes {unknown}; use reference and/or fast',
+            f'openvla-ros bench: unknown --modes {unknown}; use reference, fast and/or graph',
             file=sys.stderr,
         )
         return 1
@@ -114,6 +117,7 @@ def main(args: argparse.Namespace) -> int:
         'quantize': args.quantize,
         'results': as_dict(results),
         'peak_cpu_rss_bytes': peak_rss_bytes(),
+        'graph_stats': policy.graph_stats(),
     }
     print(
         f'device {env["device"]} ({env.get("gpu", env["cpu"])}), {args.dtype}, '

@@ -15,6 +15,11 @@ compute dtype; embeddings, norms, the patch-embedding convolutions and the posit
 tokens are never quantized. `quantize_vision=False` keeps the vision backbone and projector in the
 compute dtype instead. 4-bit uses NF4 with the chosen compute dtype (HF's bare `load_in_4bit=True`
 defaults to FP4 with a float32 compute dtype).
+
+`int8` / `int4` are our weight-only paths on core PyTorch kernels
+(`openvla_ros.model.quantization`: Llama decoder layers only, quantized layer by layer onto the
+device); `auto` means int4 in bf16 on CUDA and float32 without quantization on the CPU
+(`resolve_precision`, one log line).
 """
 
 from __future__ import annotations
@@ -44,17 +49,21 @@ from openvla_ros.model.errors import (
 )
 from openvla_ros.model.modeling import DEFAULT_ATTN_IMPLEMENTATION, OpenVLAForActionPrediction
 from openvla_ros.model.processor import ImageTransformConfig
+from openvla_ros.model.quantization import quantize_weight_only, WEIGHT_ONLY_MODES
 
 logger = logging.getLogger(__name__)
 
 DTypeName = Literal['float32', 'bfloat16', 'float16']
-QuantizeMode = Literal['none', '8bit', '4bit']
+QuantizeMode = Literal['none', '8bit', '4bit', 'int8', 'int4', 'auto']
 DTYPES: dict[str, torch.dtype] = {
     'float32': torch.float32,
     'bfloat16': torch.bfloat16,
     'float16': torch.float16,
 }
-QUANTIZE_MODES: tuple[str, ...] = ('none', '8bit', '4bit')
+#: '8bit'/'4bit': bitsandbytes (LLM.int8 / NF4, kept for QLoRA and for users who want it);
+#: 'int8'/'int4': weight-only on core PyTorch kernels; 'auto': see `resolve_precision`.
+QUANTIZE_MODES: tuple[str, ...] = ('none', '8bit', '4bit', 'int8', 'int4', 'auto')
+BNB_MODES: tuple[str, ...] = ('8bit', '4bit')
 #: Files fetched from the hub for a checkpoint (weights, configs, tokenizer; no remote code).
 #: bitsandbytes' default 4-bit block size.
 _BNB_BLOCKSIZE = 64
@@ -72,6 +81,33 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, str) and dtype in DTYPES:
         return DTYPES[dtype]
     raise ValueError(f'dtype must be one of {tuple(DTYPES)}, got {dtype!r}')
+
+
+def resolve_precision(device: str, dtype: str, quantize: str) -> tuple[str, str, str]:
+    """Turn 'auto' device, dtype and quantization into concrete ones.
+
+    'auto' device is CUDA when present, else the CPU. On CUDA, 'auto' dtype is bfloat16 and 'auto'
+    quantization int4 (the design card: a quantized policy on the GPU). On the CPU both fall back
+    to float32 without quantization, announced by one log line (bf16 matmuls and the int4 CPU
+    kernel are slower than float32 there).
+
+    Raises:
+        ValueError: an unknown dtype or quantization.
+    """
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f'quantize must be one of {QUANTIZE_MODES}, got {quantize!r}')
+    if dtype != 'auto':
+        parse_dtype(dtype)
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if torch.device(device).type == 'cuda':
+        return device, 'bfloat16' if dtype == 'auto' else dtype, (
+            'int4' if quantize == 'auto' else quantize)
+    if dtype == 'auto' or quantize == 'auto':
+        logger.warning('no CUDA device: OpenVLA runs in float32 on the CPU without quantization '
+                       '(asked for dtype=%s, quantize=%s)', dtype, quantize)
+        return device, 'float32', 'none' if quantize == 'auto' else quantize
+    return device, dtype, quantize
 
 
 # --- locating a checkpoint --------------------------------------------------------------------
@@ -413,9 +449,10 @@ def load_model(
 
     Args:
         model: local directory or hub id (`openvla/openvla-7b`).
-        device: 'cpu', 'cuda', 'cuda:1', ...
-        dtype: compute dtype, 'float32' | 'bfloat16' | 'float16'.
-        quantize: 'none' | '8bit' | '4bit' (bitsandbytes; NF4 for 4-bit).
+        device: 'cpu', 'cuda', 'cuda:1', ..., or 'auto'.
+        dtype: compute dtype, 'float32' | 'bfloat16' | 'float16' | 'auto'.
+        quantize: 'none' | '8bit' | '4bit' (bitsandbytes; NF4 for 4-bit) | 'int8' | 'int4'
+            (weight-only, core PyTorch kernels) | 'auto' (int4 on CUDA, none on the CPU).
         adapter: optional peft LoRA adapter directory.
         merge_adapter: merge the adapter into the weights (deployment) instead of keeping it
             separate.
@@ -431,9 +468,10 @@ def load_model(
             errors.py.
         ValueError: unknown dtype or quantize mode.
     """
+    if isinstance(dtype, torch.dtype):
+        dtype = next(name for name, value in DTYPES.items() if value == dtype)
+    device, dtype, quantize = resolve_precision(str(device), dtype, quantize)
     torch_dtype = parse_dtype(dtype)
-    if quantize not in QUANTIZE_MODES:
-        raise ValueError(f'quantize must be one of {QUANTIZE_MODES}, got {quantize!r}')
     torch_device = torch.device(device)
     if torch_device.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f'device {device!r} requested but CUDA is not available')
@@ -452,7 +490,7 @@ def load_model(
         adapter_stats = read_dataset_statistics(adapter)
         if adapter_stats is not None:
             config.norm_stats = {**(config.norm_stats or {}), **adapter_stats}
-    if quantize != 'none':
+    if quantize in BNB_MODES:
         count = quantize_linear_layers(
             net,
             quantize,
@@ -461,6 +499,10 @@ def load_model(
             include_vision=quantize_vision,
         )
         logger.info('quantized %d linear layers to %s', count, quantize)
+    elif quantize in WEIGHT_ONLY_MODES:
+        count = quantize_weight_only(net, quantize, device=torch_device)
+        logger.info('quantized %d language-model linear layers to %s weight-only', count,
+                    quantize)
     net = net.to(torch_device).eval()
     logger.info(
         'loaded %s: %.1f MB of parameters (%s, quantize=%s, adapter=%s) on %s',

@@ -5,7 +5,8 @@ The module tree and parameter names are those of `modeling_prismatic.py`'s
 `projector.fc{1,2,3}.*`, `language_model.model.*`, `language_model.lm_head.weight`, LayerScale as
 `...ls{1,2}.scale_factor`), so `load_state_dict(strict=True)` accepts the released safetensors
 shards. Decoding is our own greedy loop over a static KV cache (`decode='fast'`) or transformers'
-`generate` (`decode='reference'`, the official path).
+`generate` (`decode='reference'`, the official path), or our own Llama forward replayed from CUDA
+graphs (`decode='graph'`, `openvla_ros.model.decoding`; eager on the CPU).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, Static
 from openvla_ros.model import constants as const
 from openvla_ros.model.configuration import OpenVLAConfig
 
-DecodeMode = Literal['fast', 'reference']
-DECODE_MODES: tuple[str, ...] = ('fast', 'reference')
+DecodeMode = Literal['fast', 'reference', 'graph']
+DECODE_MODES: tuple[str, ...] = ('fast', 'reference', 'graph')
 #: The attention kernel of the language model is chosen here and only here.
 DEFAULT_ATTN_IMPLEMENTATION = 'sdpa'
 
@@ -145,6 +146,14 @@ class FusedGELUMLPProjector(nn.Module):
 
 
 # --- language model ---------------------------------------------------------------------------
+def _cache_kwarg(lm: nn.Module) -> str:
+    """The KV-cache argument of this transformers version's forward: 'cache' (newer 5.x, where
+    'past_key_values' is a deprecated alias) or 'past_key_values' (older releases)."""
+    import inspect  # noqa: PLC0415
+
+    return 'cache' if 'cache' in inspect.signature(lm.forward).parameters else 'past_key_values'
+
+
 def make_text_config(text_config: dict[str, Any], attn_implementation: str) -> LlamaConfig:
     """`LlamaConfig` from the checkpoint's `text_config`, with the attention kernel chosen here."""
     kwargs = {k: v for k, v in text_config.items() if k not in ('model_type', 'architectures')}
@@ -221,8 +230,31 @@ class OpenVLAForActionPrediction(nn.Module):
             raise ValueError(f'{len(prompt_ids)} prompts but {pixel_values.shape[0]} images')
         if any(len(ids) == 0 for ids in prompt_ids):
             raise ValueError('empty prompt')
-        patches = self.embed_images(pixel_values)  # (B, N, H)
+        return self.build_inputs_from_patches(prompt_ids, self.embed_images(pixel_values))
+
+    def build_inputs_from_patches(
+        self, prompt_ids: Sequence[Sequence[int]], patches: torch.Tensor
+    ) -> MultimodalInputs:
+        """`build_inputs` after the vision stage: `patches` (B, N, H) already projected.
+
+        Rows of equal length (one instruction, the common case) are assembled in a few batched
+        operations; ragged rows one by one with left padding.
+
+        Raises:
+            ValueError: the number of prompts and images differ, or a prompt is empty.
+        """
+        if len(prompt_ids) != patches.shape[0]:
+            raise ValueError(f'{len(prompt_ids)} prompts but {patches.shape[0]} images')
+        if any(len(ids) == 0 for ids in prompt_ids):
+            raise ValueError('empty prompt')
         embed = self.get_input_embeddings()
+        if len({len(ids) for ids in prompt_ids}) == 1:
+            ids = torch.as_tensor([list(r) for r in prompt_ids], dtype=torch.long)
+            text = embed(ids.to(self.device, non_blocking=True))  # (B, L, H)
+            embeds = torch.cat([text[:, :1], patches.to(text.dtype), text[:, 1:]], dim=1)
+            batch, length = embeds.shape[:2]
+            positions = torch.arange(length, device=self.device).unsqueeze(0).expand(batch, -1)
+            return MultimodalInputs(embeds, None, positions)  # (B, T, H)
         rows = []
         for row, ids in enumerate(prompt_ids):
             tokens = torch.as_tensor(list(ids), dtype=torch.long, device=self.device)  # (L,)
@@ -269,9 +301,9 @@ class OpenVLAForActionPrediction(nn.Module):
             prompt_ids: token ids per row (BOS first, 29871 last).
             pixel_values: (B, 6, 224, 224).
             n_tokens: tokens to generate (the action dimension).
-            decode: 'fast' (own loop over a static KV cache) or 'reference' (transformers
-                `generate`
-                with its default cache, the official path).
+            decode: 'fast' (own loop over a static KV cache), 'reference' (transformers
+                `generate` with its default cache, the official path) or 'graph' (own Llama
+                forward, CUDA graphs on a GPU).
 
         Raises:
             ValueError: unknown decode mode or `n_tokens` < 1.
@@ -280,12 +312,24 @@ class OpenVLAForActionPrediction(nn.Module):
             raise ValueError(f'decode must be one of {DECODE_MODES}, got {decode!r}')
         if n_tokens < 1:
             raise ValueError(f'n_tokens must be >= 1, got {n_tokens}')
+        if decode == 'graph':
+            return self.graph_decoder().generate(prompt_ids, pixel_values, n_tokens)
         inputs = self.build_inputs(prompt_ids, pixel_values)
         if decode == 'fast':
             tokens = self._greedy_static_cache(inputs, n_tokens)
         else:
             tokens = self._greedy_generate(inputs, n_tokens)
         return tokens.cpu()
+
+    def graph_decoder(self) -> Any:
+        """The `GraphedDecoder` of this model (created on first use; holds its CUDA graphs)."""
+        decoder = self.__dict__.get('_graph_decoder')
+        if decoder is None or decoder.model is not self:
+            from openvla_ros.model.decoding import GraphedDecoder  # noqa: PLC0415
+
+            decoder = GraphedDecoder(self)
+            self.__dict__['_graph_decoder'] = decoder
+        return decoder
 
     def _greedy_static_cache(self, inputs: MultimodalInputs, n_tokens: int) -> torch.Tensor:
         """Prefill once, then `n_tokens - 1` single-token steps on a preallocated KV cache.
@@ -304,7 +348,7 @@ class OpenVLAForActionPrediction(nn.Module):
             inputs_embeds=inputs.inputs_embeds,
             attention_mask=None if full_mask is None else full_mask[:, :length],
             position_ids=inputs.position_ids,
-            cache=cache,
+            **{_cache_kwarg(lm): cache},
             use_cache=True,
             logits_to_keep=1,
         )
@@ -317,7 +361,7 @@ class OpenVLAForActionPrediction(nn.Module):
                 input_ids=token[:, None],
                 attention_mask=None if full_mask is None else full_mask[:, : length + step],
                 position_ids=position,
-                cache=cache,
+                **{_cache_kwarg(lm): cache},
                 use_cache=True,
                 logits_to_keep=1,
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+import logging
 import threading
 import time
 from typing import Any
@@ -25,6 +26,10 @@ from openvla_ros.model.errors import InvalidInputError, NonFiniteActionError
 from openvla_ros.model.loading import load_model
 from openvla_ros.model.modeling import DECODE_MODES, OpenVLAForActionPrediction
 from openvla_ros.model.processor import ColorOrder, OpenVLAProcessor
+
+logger = logging.getLogger(__name__)
+#: What `OpenVLAPolicy.warmup` predicts on by default (a Bridge-style instruction).
+WARMUP_INSTRUCTION = 'put the spoon on the towel'
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,8 @@ class OpenVLAPolicy:
         config: its configuration (with the dataset statistics to use).
         processor: image and prompt pre-processing.
         model_name: how the model was named when loading (directory or hub id).
-        decode: 'fast' (static-cache greedy loop) or 'reference' (transformers generate).
+        decode: 'fast' (static-cache greedy loop), 'reference' (transformers generate) or
+            'graph' (own Llama forward in CUDA graphs; eager on the CPU).
     """
 
     def __init__(
@@ -92,6 +98,48 @@ class OpenVLAPolicy:
             )
         self.action_dim: int = dims.pop() if dims else 7
         self._lock = threading.Lock()
+        #: Where frames are resized and normalized: 'auto' (on the GPU for the 'graph' path,
+        #: else on the host, the official PIL path), 'host' or 'device'.
+        self.preprocess = 'auto'
+        #: Seconds spent in `warmup` (CUDA graph capture), None before it ran.
+        self.warmup_s: float | None = None
+
+    def warmup(
+        self,
+        batch_sizes: Sequence[int] = (1,),
+        instructions: Sequence[str] = (WARMUP_INSTRUCTION,),
+        image_shape: tuple[int, int] = (480, 640),
+    ) -> float:
+        """Run each (batch size, instruction) once so that later calls start warm; seconds.
+
+        With `decode='graph'` on CUDA this captures the CUDA graphs of those shapes (the prompt
+        length is part of a graph's shape: pass the instructions the robot will use). It is what
+        a node calls right after loading, so the first action of a run pays no capture.
+        """
+        start = time.perf_counter()
+        image = np.zeros((*image_shape, 3), dtype=np.uint8)
+        key = self.unnorm_keys[0] if self.unnorm_keys else None
+        for batch in batch_sizes:
+            for text in instructions:
+                self.predict_batch([image] * batch, [text] * batch, key)
+        self.warmup_s = time.perf_counter() - start
+        stats = self.graph_stats()
+        logger.info('warm-up of %s for batch sizes %s and %d instruction(s): %.2f s%s',
+                    self.decode, list(batch_sizes), len(instructions), self.warmup_s,
+                    f' ({stats})' if stats else '')
+        return self.warmup_s
+
+    @property
+    def preprocess_on_device(self) -> bool:
+        """Whether `predict_batch` preprocesses on the model's device (see `preprocess`)."""
+        if self.preprocess == 'auto':
+            return self.decode == 'graph' and self._core.device.type == 'cuda'
+        return self.preprocess == 'device'
+
+    def graph_stats(self) -> dict[str, Any] | None:
+        """CUDA-graph counters of the 'graph' path (captures, seconds, failures), else None."""
+        decoder = self._core.__dict__.get('_graph_decoder')
+        return None if decoder is None else decoder.stats()
 
     @classmethod
     def load(
@@ -105,19 +153,22 @@ class OpenVLAPolicy:
         merge_adapter: bool = False,
         center_crop: bool = False,
         decode: str = 'fast',
+        warmup: bool | None = None,
     ) -> OpenVLAPolicy:
         """Load a checkpoint directory or hub id.
 
         Args:
             model: local directory or hub id.
-            device: 'cpu' or 'cuda[:N]'.
-            dtype: 'float32' | 'bfloat16' | 'float16'.
-            quantize: 'none' | '8bit' | '4bit'.
+            device: 'cpu', 'cuda[:N]' or 'auto'.
+            dtype: 'float32' | 'bfloat16' | 'float16' | 'auto'.
+            quantize: 'none' | '8bit' | '4bit' (bitsandbytes) | 'int8' | 'int4' | 'auto'.
             adapter: optional LoRA adapter directory.
             merge_adapter: merge the adapter into the weights.
             center_crop: 90 %-area center crop before resizing (models fine-tuned with crop
                 augmentation).
-            decode: 'fast' or 'reference'.
+            decode: 'fast', 'reference' or 'graph'.
+            warmup: run `warmup()` (batch 1) before returning; default: with 'graph' on CUDA,
+                so that the graphs are captured at load, not at the first action.
 
         Raises:
             OpenVLAError subclasses for checkpoint problems; ValueError for bad arguments.
@@ -135,7 +186,10 @@ class OpenVLAPolicy:
         processor = OpenVLAProcessor(
             loaded.tokenizer, loaded.image_config, center_crop=center_crop
         )
-        return cls(loaded.model, loaded.config, processor, model_name=str(model), decode=decode)
+        policy = cls(loaded.model, loaded.config, processor, model_name=str(model), decode=decode)
+        if warmup or (warmup is None and policy.preprocess_on_device):
+            policy.warmup()
+        return policy
 
     @property
     def model(self) -> nn.Module:
@@ -217,7 +271,10 @@ class OpenVLAPolicy:
             raise InvalidInputError(f'{len(images)} images but {len(keys)} unnorm_keys')
         resolved = [self.resolve_unnorm_key(k) for k in keys]
         prompts = [self.processor.prompt_ids(text) for text in instructions]
-        pixels = self.processor.preprocess_images(images, color_order)  # (B, 6, 224, 224)
+        if self.preprocess_on_device:
+            pixels = self.processor.preprocess_images_on(images, self._core.device, color_order)
+        else:
+            pixels = self.processor.preprocess_images(images, color_order)  # (B, 6, 224, 224)
         with self._lock:
             tokens = self._core.generate_action_tokens(
                 prompts,

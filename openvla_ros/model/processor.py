@@ -163,6 +163,14 @@ def to_pil_rgb(image: Any, color_order: ColorOrder = 'rgb') -> Image.Image:
         if image.width < 1 or image.height < 1:
             raise InvalidInputError(f'empty image of size {image.size}')
         return image.convert('RGB')
+    check_array_image(image)
+    if color_order == 'bgr':
+        image = image[:, :, ::-1]
+    return Image.fromarray(np.ascontiguousarray(image), mode='RGB')
+
+
+def check_array_image(image: Any) -> None:
+    """Raise `InvalidInputError` unless `image` is a non-empty (H, W, 3) uint8 array."""
     if not isinstance(image, np.ndarray):
         raise InvalidInputError(
             f'image must be a PIL image or a numpy uint8 array, got {type(image).__name__}'
@@ -175,9 +183,6 @@ def to_pil_rgb(image: Any, color_order: ColorOrder = 'rgb') -> Image.Image:
         raise InvalidInputError(f'image must have 3 channels, got shape {image.shape}')
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise InvalidInputError(f'empty image of shape {image.shape}')
-    if color_order == 'bgr':
-        image = image[:, :, ::-1]
-    return Image.fromarray(np.ascontiguousarray(image), mode='RGB')
 
 
 def center_crop_resize(
@@ -232,6 +237,15 @@ def center_crop_resize(
     return Image.fromarray(out.numpy(), mode='RGB')
 
 
+def _frame_side(image: Any) -> int:
+    """Shorter side of a PIL image or (H, W, ...) array (0 for anything else: host path)."""
+    if isinstance(image, Image.Image):
+        return min(image.size)
+    if isinstance(image, np.ndarray) and image.ndim >= 2:
+        return int(min(image.shape[:2]))
+    return 0
+
+
 class OpenVLAProcessor:
     """Turns (image, instruction) into the model's `pixel_values` and prompt token ids.
 
@@ -282,6 +296,55 @@ class OpenVLAProcessor:
     ) -> torch.Tensor:
         """Several images -> (B, 6, 224, 224)."""
         return torch.stack([self.preprocess_image(img, color_order) for img in images])
+
+    def preprocess_images_on(
+        self, images: Sequence[Any], device: str | torch.device, color_order: ColorOrder = 'rgb'
+    ) -> torch.Tensor:
+        """`preprocess_images` computed on `device` (a GPU): (B, 6, 224, 224) float32 there.
+
+        The uint8 frames travel as they are (one copy per frame) and are resized there with
+        torchvision's tensor resize (bicubic, antialias, rounded back to uint8 like the PIL path),
+        then scaled and normalized. Against the PIL path a pixel differs by at most a few uint8
+        levels where the two bicubic implementations round differently (tested). Frames smaller
+        than the model input (upscaling, where PIL clips between its two passes and the results
+        differ more) and the center crop (a TF-exact port) take the host path.
+
+        Raises:
+            InvalidInputError: as `preprocess_image`.
+        """
+        smallest = min(self.image_config.image_sizes)
+        if self.center_crop or any(_frame_side(image) < smallest for image in images):
+            return self.preprocess_images(images, color_order).to(device)
+        frames = []
+        for image in images:
+            if isinstance(image, np.ndarray):
+                if color_order not in ('rgb', 'bgr'):
+                    raise InvalidInputError(
+                        f"color_order must be 'rgb' or 'bgr', got {color_order!r}"
+                    )
+                check_array_image(image)
+                array = image[:, :, ::-1] if color_order == 'bgr' else image
+            else:
+                array = np.asarray(to_pil_rgb(image, color_order))
+            frame = torch.from_numpy(np.ascontiguousarray(array))  # (H, W, 3) uint8
+            frames.append(frame.to(device, non_blocking=True).permute(2, 0, 1))  # (3, H, W)
+        tensors = []
+        for size, mean, std in zip(
+            self.image_config.image_sizes, self.image_config.means, self.image_config.stds
+        ):
+            def resize(x: torch.Tensor, size: int = size) -> torch.Tensor:
+                return tvf.resize(x, [size, size], interpolation=tvf.InterpolationMode.BICUBIC,
+                                  antialias=True)
+
+            if len({f.shape for f in frames}) == 1:  # one camera: one batched resize
+                resized = resize(torch.stack(frames))
+            else:
+                resized = torch.stack([resize(f) for f in frames])
+            batch = resized.float().div_(255.0)  # (B, 3, S, S)
+            mean_t = torch.tensor(mean, device=batch.device).view(1, 3, 1, 1)
+            std_t = torch.tensor(std, device=batch.device).view(1, 3, 1, 1)
+            tensors.append((batch - mean_t) / std_t)
+        return torch.cat(tensors, dim=1)  # (B, 6, S, S)
 
     # --- prompts ----------------------------------------------------------------------------
     @staticmethod

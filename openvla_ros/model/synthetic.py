@@ -15,10 +15,17 @@ import torch
 
 from openvla_ros.model import constants as const
 from openvla_ros.model.configuration import OpenVLAConfig
-from openvla_ros.model.loading import load_tokenizer, parse_dtype, quantize_linear_layers
+from openvla_ros.model.loading import (
+    BNB_MODES,
+    load_tokenizer,
+    parse_dtype,
+    quantize_linear_layers,
+    resolve_precision,
+)
 from openvla_ros.model.modeling import OpenVLAForActionPrediction
 from openvla_ros.model.policy import OpenVLAPolicy
 from openvla_ros.model.processor import ImageTransformConfig, OpenVLAProcessor
+from openvla_ros.model.quantization import quantize_weight_only, WEIGHT_ONLY_MODES
 from openvla_ros.model.tiny import load_sample_norm_stats, tiny_config
 
 __all__ = ['RANDOM_SIZES', 'random_config', 'random_policy']
@@ -59,8 +66,10 @@ def random_policy(size: str = '7b', *, device: str = 'cuda', dtype: str = 'bfloa
                   quantize: str = 'none', seed: int = 0, decode: str = 'fast') -> OpenVLAPolicy:
     """An ``OpenVLAPolicy`` with random weights, built without reading any checkpoint.
 
-    Without quantization the weights are created on ``device`` directly; with ``8bit``/``4bit``
-    they are created on the CPU in ``dtype`` and quantized onto ``device`` (what loading does).
+    Without quantization, and with ``int8``/``int4`` (quantized in place there), the weights are
+    created on ``device`` directly; with ``8bit``/``4bit`` (bitsandbytes) they are created on the
+    CPU in ``dtype`` and quantized onto ``device`` (what loading does). The same seed gives the
+    same weights, so policies built one after another can be compared.
 
     Raises:
         ValueError: unknown size, dtype or device (CUDA asked for but absent).
@@ -68,20 +77,28 @@ def random_policy(size: str = '7b', *, device: str = 'cuda', dtype: str = 'bfloa
     from accelerate import init_empty_weights  # noqa: PLC0415
 
     config = random_config(size)
+    device, dtype, quantize = resolve_precision(device, dtype, quantize)
     torch_dtype = parse_dtype(dtype)
     target = torch.device(device)
     if target.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f'device {device!r} requested but CUDA is not available')
-    build_on = target if quantize == 'none' else torch.device('cpu')
+    build_on = torch.device('cpu') if quantize in BNB_MODES else target
     with init_empty_weights(include_buffers=False):
         model = OpenVLAForActionPrediction(config)
-    model = model.to_empty(device=build_on).to(torch_dtype)
+    # Buffers made under init_empty_weights are real (rotary frequencies, ...), but `to_empty`
+    # would replace them by uninitialized memory too: keep them and put them back.
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    model = model.to_empty(device=build_on)
+    with torch.no_grad():
+        for name, value in buffers.items():
+            model.get_buffer(name).copy_(value)
+    model = model.to(torch_dtype)
     _fill(model, seed)
-    # Buffers made under init_empty_weights are real; make sure they sit on the build device.
-    model = model.to(build_on)
-    if quantize != 'none':
+    if quantize in BNB_MODES:
         quantize_linear_layers(model, quantize, compute_dtype=torch_dtype, device=target)
         model = model.to(target)
+    elif quantize in WEIGHT_ONLY_MODES:
+        quantize_weight_only(model, quantize)
     processor = OpenVLAProcessor(load_tokenizer(const.TOKENIZER_DIR), ImageTransformConfig())
     return OpenVLAPolicy(model.eval(), config, processor, model_name=f'random-{size}',
                          decode=decode)

@@ -117,3 +117,41 @@ def test_preprocessor_config_raises_for_letterbox() -> None:
     data['image_resize_strategy'] = 'letterbox'
     with pytest.raises(InvalidConfigError, match="'letterbox': only 'resize-naive'"):
         ImageTransformConfig.from_preprocessor_config(data)
+
+
+def test_device_preprocessing_is_within_a_few_levels_of_the_pil_path() -> None:
+    from openvla_ros.model.processor import OpenVLAProcessor
+
+    processor = OpenVLAProcessor(None)
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(3)]
+    for order in ('rgb', 'bgr'):
+        host = processor.preprocess_images(frames, order)
+        device = processor.preprocess_images_on(frames, 'cpu', order)  # same code as on a GPU
+        assert device.shape == host.shape == (3, 6, 224, 224) and device.dtype == torch.float32
+        # in uint8 levels: the two bicubic implementations (PIL rounds between its two passes)
+        # differ by at most 4 on random noise, the worst case, and rarely
+        stds = torch.tensor([s for std in processor.image_config.stds for s in std])
+        levels = (device - host).abs() * stds.view(1, 6, 1, 1) * 255
+        assert float(levels.max()) <= 4.01 and float(levels.mean()) < 0.2
+    # frames of different sizes in one batch, and PIL images, take the same path
+    mixed = [frames[0], frames[1][:400, :500], Image.fromarray(frames[2])]
+    levels = (processor.preprocess_images_on(mixed, 'cpu')
+              - processor.preprocess_images(mixed)).abs() * stds.view(1, 6, 1, 1) * 255
+    assert float(levels.max()) <= 4.01 and float(levels.mean()) < 0.2
+
+
+def test_device_preprocessing_leaves_small_frames_and_center_crop_to_the_host_path() -> None:
+    from openvla_ros.model.processor import OpenVLAProcessor
+
+    rng = np.random.default_rng(6)
+    small = [rng.integers(0, 256, (100, 90, 3), dtype=np.uint8)]
+    processor = OpenVLAProcessor(None)
+    torch.testing.assert_close(processor.preprocess_images_on(small, 'cpu'),
+                               processor.preprocess_images(small), atol=0, rtol=0)
+    crop = OpenVLAProcessor(None, center_crop=True)
+    big = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)]
+    torch.testing.assert_close(crop.preprocess_images_on(big, 'cpu'),
+                               crop.preprocess_images(big), atol=0, rtol=0)
+    with pytest.raises(InvalidInputError):
+        processor.preprocess_images_on([np.zeros((300, 300), dtype=np.uint8)], 'cpu')
