@@ -130,8 +130,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return f'--port must be 1..65535, got {args.port}'
     if not (args.device == 'cpu' or args.device.startswith('cuda')):
         return f"--device must be 'cpu' or 'cuda[:N]', got {args.device!r}"
-    if args.quantize != 'none' and args.device == 'cpu':
-        return '--quantize needs --device cuda (bitsandbytes runs on GPUs)'
+    if args.quantize in ('8bit', '4bit') and args.device == 'cpu':
+        return '--quantize 8bit/4bit needs --device cuda (bitsandbytes runs on GPUs)'
     if args.max_batch < 1:
         return f'--max-batch must be >= 1, got {args.max_batch}'
     if args.max_wait_ms < 0:

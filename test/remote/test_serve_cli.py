@@ -30,7 +30,7 @@ def _args(*argv: str) -> argparse.Namespace:
     [
         (['--port', '0'], '--port must be 1..65535'),
         (['--device', 'tpu'], "--device must be 'cpu' or 'cuda[:N]'"),
-        (['--quantize', '4bit'], '--quantize needs --device cuda'),
+        (['--quantize', '4bit'], '--quantize 8bit/4bit needs --device cuda'),
         (['--max-batch', '0'], '--max-batch must be >= 1'),
         (['--max-wait-ms', '-1'], '--max-wait-ms must be >= 0'),
         (['--header-timeout-s', '0'], '--header-timeout-s must be in (0, 3600] seconds'),
@@ -159,3 +159,10 @@ def test_the_served_process_closes_stalled_clients_and_logs_no_traceback(
     assert process.returncode == 0, log[-3000:]
     assert 'Traceback' not in log and 'Exception in ASGI' not in log, log[-3000:]
     assert log.count('left before sending its whole request') == 1, log[-3000:]
+
+
+@pytest.mark.parametrize('quantize', ['int8', 'int4', 'auto', 'none'])
+def test_serve_accepts_core_pytorch_quantization_on_the_cpu(quantize) -> None:
+    # int8/int4 run on core PyTorch kernels and 'auto' means none on the CPU: only bitsandbytes
+    # (8bit/4bit) needs CUDA.
+    assert serve._check(_args('--model', 'x', '--quantize', quantize)) is None
