@@ -131,6 +131,8 @@ class NodeSpec:
     class_name: str
     parameters: dict[str, Any] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
+    # publishes camera frames: as a process it needs openvla_ros.dds_transport.large_frame_env
+    large_messages: bool = False
 
 
 def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpec]:
@@ -178,6 +180,7 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
                         'camera_topic': args.camera_topic,
                     }
                 ),
+                large_messages=True,
             )
         )
 

@@ -157,6 +157,8 @@ def _launch_setup(context, profile: str):
     from launch.substitutions import LaunchConfiguration  # noqa: PLC0415
     from launch_ros.actions import Node  # noqa: PLC0415
 
+    from openvla_ros.dds_transport import large_frame_env  # noqa: PLC0415
+
     values = {a.name: LaunchConfiguration(a.name).perform(context) for a in LAUNCH_ARGUMENTS}
     plan = plan_launch(profile, values)
     logger = launch.logging.get_logger(f'{PACKAGE}.launch')
@@ -171,6 +173,8 @@ def _launch_setup(context, profile: str):
             emulate_tty=True,
             parameters=[str(plan.profile_yaml), spec.parameters],
             remappings=list(spec.remappings),
+            # camera frames need a larger Fast DDS shared memory than the default 512 KiB
+            additional_env=large_frame_env() if spec.large_messages else None,
         )
         for spec in plan.nodes
     ]

@@ -224,6 +224,12 @@ class SafetyMonitor:
         return None if self._hold_pose is None else self._hold_pose.copy()
 
     @property
+    def hold_q(self) -> np.ndarray | None:
+        """Joints of the hold pose (the last output) when known, else None (e.g. just re-anchored
+        on the measured pose): the IK seed and joint-velocity reference of the next target."""
+        return None if self._hold_q is None else self._hold_q.copy()
+
+    @property
     def estop_latched(self) -> bool:
         """Whether the e-stop latch is set."""
         return self._estop_latched
@@ -704,6 +710,12 @@ class SafetyMonitor:
                               'rejected')
 
         q = None
+        if ik is not None and self._hold_q is not None and np.array_equal(candidate,
+                                                                         self._hold_pose):
+            # the hold pose again (an idle limiter): its joints were solved and checked when it
+            # passed, and standing still needs no joint speed; no IK solve per period for it
+            ik = None
+            q = self._hold_q.copy()
         if ik is not None:
             try:
                 result = ik(candidate.copy())
@@ -734,8 +746,7 @@ class SafetyMonitor:
         self._hold_pose = candidate
         self._hold_gripper = g
         self._last_output_time = float(now)
-        if q is not None:
-            self._hold_q = q
+        self._hold_q = q  # None without an ik callable: the old joints are not this pose's
         if clips:
             self.clipped += 1
             state = SafetyState.LIMITED

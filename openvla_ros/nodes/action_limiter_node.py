@@ -99,7 +99,9 @@ class ActionLimiterNode(Node):
         self.bounds = PoseBounds.from_dict(bounds)
         self.limiter = ActionRateLimiter(self.config, self.bounds)
         self.kinematics = get_kinematics(self.p['robot'])
-        self._measured = None  # latest FK of the joint states
+        self._measured_q = None  # latest measured arm joints
+        self._measured_pose = None  # their FK, computed on use (see _measured)
+        self._plan_key = None  # what the last plan marker showed
         self._measured_gripper = None  # latest measured opening (None: no finger joint)
         self._resync = True  # re-anchor on the measured pose at the next period
         self._safety_state = SafetyState.OK
@@ -164,10 +166,17 @@ class ActionLimiterNode(Node):
                 f'chunk dropped ({result.reason}): {result.message}', throttle_duration_sec=1.0
             )
 
+    @property
+    def _measured(self) -> np.ndarray | None:
+        """FK of the latest joint state, computed when used (anchoring), not per message."""
+        if self._measured_pose is None and self._measured_q is not None:
+            self._measured_pose = self.kinematics.fk(self._measured_q)
+        return self._measured_pose
+
     def on_joint_states(self, msg: JointState) -> None:
         q = joint_positions(msg, self.kinematics.joint_names)
         if q is not None and np.all(np.isfinite(q)):
-            self._measured = self.kinematics.fk(q)
+            self._measured_q, self._measured_pose = q, None
         gripper = measured_opening(self.p['robot'], msg.name, msg.position)
         if gripper is not None:
             self._measured_gripper = gripper
@@ -245,7 +254,10 @@ class ActionLimiterNode(Node):
         target.gripper = float(np.clip(out.gripper, 0.0, 1.0))
         target.hold = bool(out.hold)
         self._target_pub.publish(target)
-        if out.consumed or len(self.limiter.pending) == 0:
+        pending = len(self.limiter.pending)
+        key = (pending, self.limiter.goal[:3, 3].tobytes())
+        if (out.consumed or pending == 0) and key != self._plan_key:
+            self._plan_key = key  # an idle limiter re-sent the same line every period
             self._publish_plan()
 
     def _publish_plan(self) -> None:

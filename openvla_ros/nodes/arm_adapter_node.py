@@ -398,6 +398,8 @@ class ArmAdapterNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _apply(self, result: AdapterResult) -> None:
+        changed = self.last_result is None or (self.last_result.ok, self.last_result.reason) != (
+            result.ok, result.reason)
         self.last_result = result
         if not result.ok:
             self.counts['refused'] += 1
@@ -411,7 +413,8 @@ class ArmAdapterNode(Node):
                 self._publish_arm(result.arm)
             if result.gripper is not None:
                 self._send_gripper(result.gripper)
-        self._publish_diagnostics()
+        if changed:  # at once on a change; the 1 Hz timer publishes the rest
+            self._publish_diagnostics()
 
     def _publish_arm(self, values) -> None:
         stamp = self.get_clock().now().to_msg()

@@ -78,6 +78,8 @@ PARAMS = (
         choices=('raw', 'compressed'),
     ),
 )
+# [s] rviz target markers at most this often (and on every change of state): they are for eyes
+_MARKER_PERIOD = 0.1
 _DIAG_LEVEL = {
     SafetyState.OK: DiagnosticStatus.OK,
     SafetyState.LIMITED: DiagnosticStatus.WARN,
@@ -111,10 +113,11 @@ class SafetyMonitorNode(Node):
         self.kinematics = get_kinematics(self.p['robot'])
         self.period = 1.0 / self.p['control_rate']
         self._q = None  # latest measured joints
-        self._q_command = None  # joints of the last target that passed (IK seed)
         self._last_target_time = -np.inf
         self._last_state = None
         self._last_status_key = None
+        self._marker_state = None  # state and time of the last target markers (rviz)
+        self._marker_time = -np.inf
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(
@@ -177,7 +180,12 @@ class SafetyMonitorNode(Node):
         self._last_target_time = self._now()
         ik = None
         if self.p['check_ik']:
-            seed = self._q_command if self._q_command is not None else self._q
+            # Seed and jump reference: the joints of the monitor's hold pose (its last output),
+            # or the measured joints when it was just re-anchored on the measured pose (a
+            # tracking-error hold, start-up). Not the last target that passed: after a tracking
+            # hold the arm never got there, and every target near the arm would look like a jump.
+            hold_q = self.monitor.hold_q
+            seed = hold_q if hold_q is not None else self._q
             if seed is not None:
                 # a jump check (IK branch flips) over one period; the adapter checks joint
                 # speeds over the real elapsed time and slows a step that came in too fast
@@ -185,8 +193,6 @@ class SafetyMonitorNode(Node):
         decision = self.monitor.filter(
             pose_to_matrix(msg.pose), float(msg.gripper), self._now(), ik=ik
         )
-        if decision.outcome in ('passed', 'clipped') and decision.joint_positions is not None:
-            self._q_command = decision.joint_positions
         self._publish(decision)
 
     def on_policy_status(self, msg: PolicyStatus) -> None:
@@ -205,7 +211,6 @@ class SafetyMonitorNode(Node):
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = self.monitor.reset(self._now())
-        self._q_command = None
         if response.success:
             self.get_logger().info(response.message)
         else:
@@ -266,7 +271,10 @@ class SafetyMonitorNode(Node):
         out.gripper = float(decision.gripper)
         out.hold = bool(decision.hold)
         self._safe_pub.publish(out)
-        self._publish_target_markers(decision)
+        now = self._now()
+        if decision.state != self._marker_state or now - self._marker_time >= _MARKER_PERIOD:
+            self._marker_state, self._marker_time = decision.state, now
+            self._publish_target_markers(decision)
 
     def _publish_status(self, now: float) -> None:
         s = self.monitor.status(now)

@@ -345,7 +345,12 @@ class SimNode(Node):
         try:
             while not self._camera_stop.wait(max(0.0, next_time - time.monotonic())):
                 next_time = max(next_time + period, time.monotonic())
-                self.on_camera_timer()
+                try:
+                    self.on_camera_timer()
+                except Exception:
+                    if self.context.ok():
+                        raise
+                    break  # Ctrl-C shut the context down mid-frame: that is the shutdown
         finally:
             with self._world_lock:
                 self.world.close()  # frees the renderer on the thread that created it
