@@ -77,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--use-failed-demos',
         action='store_true',
-        help='also train on expert episodes that failed (labels stay valid)',
+        help='also train on expert episodes that failed (for smoke tests: where the arm did '
+        'not follow, e.g. a safety hold, the labels no longer match the frames)',
     )
     parser.add_argument('--json', action='store_true', help='print the report as JSON last')
 

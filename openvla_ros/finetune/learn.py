@@ -62,8 +62,9 @@ class LearnConfig:
         seed: training seed (weights, order, augmentation).
         unnorm_key: the dataset statistics key of the learned model.
         threads: torch threads for training (0: torch's default).
-        use_failed_demos: also train on expert episodes that failed (their labels are still
-            the expert's answer for every state they visited; off by default).
+        use_failed_demos: also train on expert episodes that failed (for smoke tests: the
+            expert plans from its own commanded target, so where the arm did not follow, e.g.
+            during a safety hold, its labels no longer match the frames).
     """
 
     profile: str = 'widowx_bridge'

@@ -624,7 +624,9 @@ class Trainer:
                 self.core,
                 self.optimizer,
                 state['optimizer'],
-                options=StateDictOptions(full_state_dict=True),
+                # the vision towers' last blocks never get a gradient (OpenVLA reads the
+                # penultimate block), so AdamW holds no state for them
+                options=StateDictOptions(full_state_dict=True, strict=False),
             )
         else:
             self.optimizer.load_state_dict(state['optimizer'])

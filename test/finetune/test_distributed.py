@@ -180,3 +180,22 @@ def test_resume_with_another_mode_is_refused(
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith('finetune: cannot resume from')
     assert 'full: checkpoint False vs now True' in result.stderr
+
+
+def test_full_parameter_resume_at_another_world_size(
+    tiny_model_dir: Path, recorded_dataset: Path, tmp_path: Path
+) -> None:
+    """Full training resumes too, although the towers' unused last blocks hold no optimizer
+    state (OpenVLA reads the penultimate block)."""
+    whole, split = tmp_path / 'whole', tmp_path / 'split'
+    extra = ('--full', '--lr', '1e-3')
+
+    def steps(out: Path, count: str, *more: str) -> list[str]:
+        args = _args(tiny_model_dir, recorded_dataset, out, *extra, *more)
+        at = args.index('--steps') + 1
+        return [*args[:at], count, *args[at + 1 :]]
+
+    _run(steps(whole, '4'))
+    _run(steps(split, '2', '--save-every', '2'), nproc=2)
+    _run(steps(split, '4', '--resume'))
+    torch.testing.assert_close(_losses(split), _losses(whole), rtol=1e-4, atol=1e-5)

@@ -1,0 +1,95 @@
+"""`openvla-ros learn` end to end on a few episodes (the loop runs, resumes and reports; its
+success rate is not checked here), and the learned checkpoints that ship with the package."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from openvla_ros.cli._episode_args import learned_checkpoints, resolve_learned
+from openvla_ros.cli.main import main as cli
+
+pytest.importorskip('interbotix_xs_msgs.msg', reason='interbotix_xs_msgs fixture not built')
+
+SMOKE = [
+    'learn', 'widowx_bridge', '--task', 'lift_block', '--demos', '2', '--steps', '4',
+    '--save-every', '2', '--batch-size', '2', '--select-episodes', '1', '--eval-episodes', '1',
+    '--model-size', 'micro', '--use-failed-demos', '--warmup-steps', '1',
+]  # fmt: skip
+
+
+def test_learn_records_trains_selects_evaluates_and_reports(tmp_path: Path, capsys) -> None:
+    out = tmp_path / 'run'
+    assert cli([*SMOKE, '--out', str(out), '--json']) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report['demonstrations_recorded'] == 2 and report['demonstrations_used'] == 2
+    assert report['dataset']['steps'] > 0
+    assert set(report['selection']) == {'2', '4'}  # both checkpoints were candidates
+    assert report['best_step'] in (2, 4)
+    evaluation = report['evaluation']
+    assert evaluation['episodes'] == 1 and 0.0 <= evaluation['success_rate'] <= 1.0
+    assert evaluation['ci95'][0] <= evaluation['success_rate'] <= evaluation['ci95'][1]
+    seeds = report['seeds']
+    assert seeds['demos'] == [1000, 1002] and seeds['evaluation'] == [9000, 9001]
+    for name in ('report.json', 'report.md', 'learning.png', 'learn.json'):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / 'best' / 'config.json').is_file() and (out / 'best' / 'learned.json').is_file()
+    for stage in ('demos', 'dataset', 'train', 'selection', 'evaluation'):
+        assert report['timings_s'][stage] >= 0, stage
+    # a second run resumes: nothing is recorded, trained or evaluated again
+    before = (out / 'learn.json').read_text()
+    assert cli([*SMOKE, '--out', str(out), '--json']) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again['evaluation'] == report['evaluation']
+    assert (
+        json.loads(before)['timings_s']
+        == json.loads((out / 'learn.json').read_text())['timings_s']
+    )
+
+
+def test_learn_refuses_an_output_of_other_settings(tmp_path: Path, capsys) -> None:
+    out = tmp_path / 'run'
+    out.mkdir()
+    (out / 'learn.json').write_text(json.dumps({'settings': {'task': 'carrot_on_plate'}}))
+    assert cli([*SMOKE, '--out', str(out)]) == 1
+    assert 'other settings (task)' in capsys.readouterr().err
+
+
+def test_learn_refuses_overlapping_seed_ranges(tmp_path: Path, capsys) -> None:
+    assert cli([*SMOKE, '--out', str(tmp_path), '--eval-seed', '1001']) == 1
+    assert 'overlap' in capsys.readouterr().err
+
+
+def test_shipped_learned_checkpoints_load_and_predict_finite_actions() -> None:
+    from openvla_ros.model.policy import OpenVLAPolicy
+
+    shipped = learned_checkpoints()
+    assert 'lift_block' in shipped, 'the learned lift_block checkpoint must ship'
+    for task, path in shipped.items():
+        size = sum(f.stat().st_size for f in path.rglob('*') if f.is_file())
+        assert size <= 25 * 2**20, f'{task}: {size} bytes'
+        meta = json.loads((path / 'learned.json').read_text())
+        policy = OpenVLAPolicy.load(str(path), device='cpu', dtype='float32')
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+        prediction = policy.predict(image, 'pick up the red block', unnorm_key=meta['unnorm_key'])
+        action = np.asarray(prediction.action)
+        assert action.shape == (7,) and np.all(np.isfinite(action)), task
+
+
+def test_policy_learned_resolves_to_the_shipped_checkpoint() -> None:
+    import argparse
+
+    args = argparse.Namespace(
+        policy='learned', profile='widowx_bridge', task='lift_block', model='', unnorm_key=''
+    )
+    assert resolve_learned(args) == ''
+    assert args.policy == 'openvla' and Path(args.model) == learned_checkpoints()['lift_block']
+    assert args.unnorm_key == 'sim_lift_block'
+    missing = argparse.Namespace(
+        policy='learned', profile='widowx_bridge', task='spoon_on_towel', model='', unnorm_key=''
+    )
+    assert 'no learned checkpoint ships for task' in resolve_learned(missing)
