@@ -139,6 +139,7 @@ class ArmAdapter:
         self.last_pose: np.ndarray | None = None
         self.last_gripper_goal: FrankaGripperValues | GripperCommandValues | None = None
         self.last_command_time: float | None = None
+        self._solved_pose: np.ndarray | None = None  # the pose whose IK solution last_q is
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -151,6 +152,7 @@ class ArmAdapter:
         self.last_pose = None
         self.last_gripper_goal = None
         self.last_command_time = None
+        self._solved_pose = None
 
     def gripper_goal_sent(self, goal: FrankaGripperValues | GripperCommandValues) -> None:
         """Records a Franka gripper goal the driver accepted (so that it is not sent again)."""
@@ -190,6 +192,21 @@ class ArmAdapter:
             return self._servo(target, measured_q, period)
         if self.config.interface == 'franka_impedance' and not self.config.check_reach:
             return self._accept(target, None, period, None, OK, 'sent without a reach check')
+        solved = self._solved_pose
+        if self.last_q is not None and solved is not None and np.array_equal(target.pose, solved):
+            # the pose of the last command again (an idle limiter, a hold), whose joints were
+            # that pose's own IK solution (not a slowed step toward it), checked when sent;
+            # standing still needs no joint speed: no IK per period for it
+            failure = self.solver.check(self.last_q, None, period)
+            if failure is None:
+                if now is not None:
+                    self.last_command_time = float(now)
+                reason = HOLD_RESENT if target.hold else OK
+                result = self._accept(
+                    target, self.last_q, period, None, reason, 'the last command again'
+                )
+                self._solved_pose = solved
+                return result
         reference = self.last_q if self.last_q is not None else measured_q
         elapsed = None
         if now is not None and self.last_command_time is not None and self.last_q is not None:
@@ -208,7 +225,12 @@ class ArmAdapter:
                 reason = LIMIT_JOINT_VELOCITY
             if now is not None:
                 self.last_command_time = float(now)
-            return self._accept(target, solution.q, period, solution.ik, reason, solution.message)
+            result = self._accept(
+                target, solution.q, period, solution.ik, reason, solution.message
+            )
+            if reason != LIMIT_JOINT_VELOCITY:
+                self._solved_pose = np.array(target.pose, dtype=float)  # last_q is its solution
+            return result
         if target.hold:
             return self._hold_fallback(target, measured_q, period, solution)
         return AdapterResult(False, solution.reason, solution.message, ik=solution.ik)
@@ -253,6 +275,7 @@ class ArmAdapter:
         else:
             arm = PoseValues.from_matrix(target.pose, frame_id)
         gripper = self._gripper(target.gripper, period)
+        self._solved_pose = None  # set again by the caller when q is the pose's own solution
         if q is not None:
             self.last_q = np.array(q, dtype=float)
         self.last_pose = np.array(target.pose, dtype=float)
