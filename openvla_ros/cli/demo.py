@@ -127,7 +127,7 @@ def main(args: argparse.Namespace) -> int:
         'profile': args.profile,
         'task': result.task,
         'instruction': result.instruction,
-        'policy': args.policy,
+        'policy': 'learned' if getattr(args, 'learned', '') else args.policy,
         'success': result.success,
         'time_to_success_s': None if not result.success else round(result.time_to_success, 2),
         'duration_s': round(result.duration, 2),

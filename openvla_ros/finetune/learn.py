@@ -287,7 +287,10 @@ def train(config: LearnConfig, out: Path, data: Path, state: _State) -> Any:
         'done': False,
     }
     state.save()
-    trainer.train()
+    try:
+        trainer.train()
+    finally:  # an interrupted run's time counts too
+        state.add_time('train', time.monotonic() - start)
     summary = json.loads((run / SUMMARY_NAME).read_text())
     state.data['train'].update(
         done=True,
@@ -296,7 +299,7 @@ def train(config: LearnConfig, out: Path, data: Path, state: _State) -> Any:
         final_eval=summary['final_eval'],
         eval_history=summary['history']['eval'],
     )
-    state.add_time('train', time.monotonic() - start)
+    state.save()
     return trainer
 
 
