@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, MISSING
+import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -23,6 +24,7 @@ __all__ = [
     'declare_params',
     'diagnostic',
     'run_node',
+    'shutting_down',
     'stamp_to_sec',
 ]
 
@@ -167,6 +169,17 @@ def diagnostic(
     return array
 
 
+def shutting_down(context: Any = None, wait: float = 1.0) -> bool:
+    """Whether ``context`` (default: the global one) is shut down, or goes down within
+    ``wait`` seconds (a shutdown started by SIGINT still in progress)."""
+    deadline = time.monotonic() + wait
+    while rclpy.ok(context=context):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """Standard main(): init, spin, and always clean up (Humble to Kilted)."""
     rclpy.init(args=args)
@@ -178,8 +191,10 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
         pass
     except Exception:
         # SIGINT shuts the context down from rclpy's signal handler; a message taken in that
-        # instant fails to convert. That is the shutdown, not a fault: only raise while running.
-        if rclpy.ok():
+        # instant fails to convert ("Unable to convert call argument '0' to Python object"),
+        # sometimes while rclpy.ok() is still true. That is the shutdown, not a fault: raise only
+        # if the context is still up a moment later.
+        if not shutting_down():
             raise
     finally:
         if node is not None:
