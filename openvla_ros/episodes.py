@@ -192,6 +192,7 @@ def run_episode(
             time.sleep(0.02)
         duration = sim.sim_time - start
         wall = time.monotonic() - wall_start
+        _check_one_clock(runner)
         episode.instruct('')
         if progress is not None:
             progress(total, total)
@@ -234,6 +235,16 @@ def _wait_for_instruction_slot(sim, period: float, settle: float = 1.0) -> None:
         time.sleep(0.002)
 
 
+def _check_one_clock(runner) -> None:
+    """Two simulators on one DDS domain would drive each other's nodes with two clocks."""
+    clocks = runner.nodes['sim'].count_publishers('/clock')
+    if clocks > 1:
+        raise RuntimeError(
+            f'{clocks - 1} other /clock publisher(s) on ROS_DOMAIN_ID {runner.domain_id} '
+            '(another simulator?): run with another --domain-id'
+        )
+
+
 def _wait_until_ready(runner, episode, cfg: EpisodeConfig) -> None:
     deadline = time.monotonic() + cfg.startup_timeout
     policy = runner.nodes.get('policy_node')
@@ -243,6 +254,7 @@ def _wait_until_ready(runner, episode, cfg: EpisodeConfig) -> None:
         loaded = policy is None or policy.ready
         if policy is not None and not loaded and policy.message.startswith('could not load'):
             raise RuntimeError(policy.message)
+        _check_one_clock(runner)
         if have_state and have_frame and loaded:
             return
         time.sleep(0.05)

@@ -166,7 +166,6 @@ class SimNode(Node):
         self.kinematics = get_kinematics(self.robot)
         self.gripper_pwm = 0.0
         self._closed = False
-        self._timers: list = []
         self._action_servers: list[ActionServer] = []
         ns = f'/{self.robot_name}'
         self.clock_pub = self.create_publisher(Clock, '/clock', 10)
