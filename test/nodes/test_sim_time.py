@@ -205,14 +205,20 @@ def test_the_simulator_publishes_clock_camera_and_joint_states_at_their_rates_in
     from openvla_ros.nodes.sim_node import SimNode  # noqa: PLC0415
 
     node, executor = ros_node
-    clocks = _listen(node, Clock, '/clock', QoSProfile(depth=200,
-                                                        reliability=ReliabilityPolicy.RELIABLE))
+    clocks = _listen(
+        node, Clock, '/clock', QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+    )
     images = _listen(node, Image, '/camera/image_raw', qos_profile_sensor_data)
     states = _listen(node, JointState, '/wx250s/joint_states', 200)
-    params = {'camera_rate': 10.0, 'joint_states_rate': 50.0, 'image_width': 96,
-              'image_height': 64}
-    sim = SimNode(context=ros_context,
-                  parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    params = {
+        'camera_rate': 10.0,
+        'joint_states_rate': 50.0,
+        'image_width': 96,
+        'image_height': 64,
+    }
+    sim = SimNode(
+        context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+    )
     try:
         wait_for(lambda: len(images) >= 15 and len(states) >= 60, 60, 'camera frames and states')
     finally:
@@ -233,13 +239,15 @@ def test_lockstep_holds_the_clock_at_a_control_tick_until_the_arm_command_arrive
     from openvla_ros.nodes.sim_node import SimNode  # noqa: PLC0415
 
     node, executor = ros_node
-    clocks = _listen(node, Clock, '/clock', QoSProfile(depth=500,
-                                                        reliability=ReliabilityPolicy.RELIABLE))
+    clocks = _listen(
+        node, Clock, '/clock', QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
+    )
     states = _listen(node, JointState, '/wx250s/joint_states', 50)
     pub = node.create_publisher(interbotix.JointGroupCommand, '/wx250s/commands/joint_group', 10)
     params = {'camera_rate': 0.0, 'control_rate': 20.0, 'lockstep_timeout': 30.0}
-    sim = SimNode(context=ros_context,
-                  parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    sim = SimNode(
+        context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+    )
     executor.add_node(sim)  # its command subscription
 
     def now() -> float:
@@ -252,15 +260,18 @@ def test_lockstep_holds_the_clock_at_a_control_tick_until_the_arm_command_arrive
         pub.publish(interbotix.JointGroupCommand(name='arm', cmd=q))  # arms the lockstep
         held = []
         for _ in range(3):
-            wait_for(lambda: sim.lockstep_waits > len(held) and now() == sim.sim_time, 30,
-                     'the clock stopping at a control tick')
+            wait_for(
+                lambda: sim.lockstep_waits > len(held) and now() == sim.sim_time,
+                30,
+                'the clock stopping at a control tick',
+            )
             stopped = now()
             time.sleep(1.0)  # 20 control periods of wall time: the clock must not move
             assert now() == stopped, 'the clock ran past a control tick without its command'
             assert round(stopped * 20.0, 6) == round(stopped * 20.0), stopped
             held.append(stopped)
             pub.publish(interbotix.JointGroupCommand(name='arm', cmd=q))
-            wait_for(lambda: now() > stopped, 30, 'the clock moving on after the command')
+            wait_for(lambda s=stopped: now() > s, 30, 'the clock moving on after the command')
         assert sim.lockstep_timeouts == 0
         assert np.allclose(np.diff(held), 0.05)  # one control period per command
     finally:
@@ -272,8 +283,14 @@ def test_lockstep_holds_the_clock_at_a_control_tick_until_the_arm_command_arrive
 def _command_line(spec, profile: str, extra: dict) -> list[str]:
     """What ros2 launch runs for a NodeSpec: the executable, the profile YAML, the graph's
     parameters and remappings."""
-    cmd = [str(BIN / spec.executable), '--ros-args', '-r', f'__node:={spec.name}',
-           '--params-file', str(ROOT / 'config' / f'{profile}.yaml')]
+    cmd = [
+        str(BIN / spec.executable),
+        '--ros-args',
+        '-r',
+        f'__node:={spec.name}',
+        '--params-file',
+        str(ROOT / 'config' / f'{profile}.yaml'),
+    ]
     for key, value in {**spec.parameters, **extra}.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
         cmd += ['-p', f'{key}:={text}']
@@ -289,18 +306,25 @@ def test_the_launched_graph_keeps_the_camera_and_joint_state_rates_in_sim_time(r
     node, executor = ros_node
     images = _listen(node, Image, '/camera/image_raw', qos_profile_sensor_data)
     states = _listen(node, JointState, '/wx250s/joint_states', 200)
-    specs = build_graph(GraphArgs(profile='widowx_bridge', sim=True, policy='scripted',
-                                  task='lift_block'))
+    specs = build_graph(
+        GraphArgs(profile='widowx_bridge', sim=True, policy='scripted', task='lift_block')
+    )
     extra = {'sim': {'camera_rate': 10.0, 'image_width': 160, 'image_height': 120}}
     procs = [
-        subprocess.Popen(_command_line(s, 'widowx_bridge', extra.get(s.name, {})),
-                         env=dict(os.environ), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            _command_line(s, 'widowx_bridge', extra.get(s.name, {})),
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for s in specs
     ]
     try:
-        wait_for(lambda: len(images) >= 30 and len(states) >= 150, 120,
-                 'camera frames and joint states from the launched graph')
+        wait_for(
+            lambda: len(images) >= 30 and len(states) >= 150,
+            120,
+            'camera frames and joint states from the launched graph',
+        )
     finally:
         for proc in procs:
             proc.terminate()
