@@ -83,6 +83,7 @@ class EpisodeResult:
     bag: str = ''
     real_time_factor: float = math.nan  # simulated seconds per wall-clock second
     lockstep_timeouts: int = 0  # control ticks the simulator stopped waiting for
+    holds: int = 0  # times the safety monitor went into HOLD (watchdogs too) after the instruction
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -170,6 +171,7 @@ def run_episode(
         sim = runner.nodes['sim']
         _wait_for_instruction_slot(sim, 1.0 / policy_rate)
         before = episode.data.status  # safety counts of the start-up are not the episode's
+        first_state = len(episode.data.states)
         episode.instruct(instruction)
         start, wall_start = sim.sim_time, time.monotonic()
         sim.watch(task.success)  # checked by the simulator at every control tick
@@ -212,9 +214,18 @@ def run_episode(
             bag=cfg.bag,
             real_time_factor=duration / wall if wall > 0 else math.nan,
             lockstep_timeouts=int(sim.lockstep_timeouts),
+            holds=_holds(episode.data.states[max(0, first_state - 1) :]),
         )
     finally:
         runner.stop()
+
+
+def _holds(states: list[int]) -> int:
+    """Transitions into HOLD in a sequence of SafetyStatus states."""
+    from openvla_ros.control import SafetyState  # noqa: PLC0415
+
+    hold = int(SafetyState.HOLD)
+    return sum(1 for a, b in zip(states, states[1:]) if b == hold and a != hold)
 
 
 def _since(status, before, key: str) -> int:
