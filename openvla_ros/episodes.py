@@ -15,7 +15,7 @@ from pathlib import Path
 import time
 from typing import Any
 
-from openvla_ros.graph import GraphArgs
+from openvla_ros.graph import GraphArgs, USE_SIM_TIME
 from openvla_ros.profiles import load_profile
 
 __all__ = [
@@ -76,14 +76,17 @@ class EpisodeResult:
     instruction: str
     seed: int
     success: bool
-    time_to_success: float  # [s] from the instruction; NaN when it did not succeed
-    duration: float  # [s] the episode ran
+    time_to_success: float  # [s, simulated] from the instruction; NaN when it did not succeed
+    duration: float  # [s, simulated] the episode ran
     passed: int
     clipped: int
     rejected: int
     chunks: int
     data: Any = field(repr=False, default=None)  # EpisodeNode.data
     bag: str = ''
+    real_time_factor: float = math.nan  # simulated seconds per wall-clock second
+    lockstep_timeouts: int = 0  # control ticks the simulator stopped waiting for
+    holds: int = 0  # times the safety monitor went into HOLD (watchdogs too) after the instruction
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -145,7 +148,7 @@ def run_episode(
             load); the message says which.
     """
     from openvla_ros.nodes.episode_node import EpisodeNode  # noqa: PLC0415 - rclpy only here
-    from openvla_ros.runner import GraphRunner, private_domain_id  # noqa: PLC0415
+    from openvla_ros.runner import GraphRunner, private_domain_id, to_parameters  # noqa: PLC0415
     from openvla_ros.sim.tasks import get_task  # noqa: PLC0415
 
     profile = load_profile(cfg.profile)
@@ -170,21 +173,38 @@ def run_episode(
             joint_states=f'/{robot}/joint_states',
             frame_stride=cfg.frame_stride,
             bag=cfg.bag or None,
+            parameter_overrides=to_parameters({USE_SIM_TIME: True}),
         )
         _wait_until_ready(runner, episode, cfg)
-        episode.instruct(instruction)
-        start = time.monotonic()
-        success_at = math.nan
+        # The episode runs in simulated time (the simulator's clock): a loaded machine makes it
+        # slower, not different. Polling here is wall-clock and only decides when we look.
         sim = runner.nodes['sim']
-        while (elapsed := time.monotonic() - start) < total:
+        _wait_for_instruction_slot(sim, 1.0 / policy_rate)
+        before = episode.data.status  # safety counts of the start-up are not the episode's
+        first_state = len(episode.data.states)
+        episode.instruct(instruction)
+        start, wall_start = sim.sim_time, time.monotonic()
+        sim.watch(task.success)  # checked by the simulator at every control tick
+        success_at = math.nan
+        last_advance, last_time = wall_start, start
+        while (elapsed := sim.sim_time - start) < total:
             if progress is not None:
                 progress(elapsed, total)
-            if math.isnan(success_at) and sim.inspect(task.success):
-                success_at = elapsed
+            if math.isnan(success_at) and not math.isnan(sim.watch_time):
+                success_at = sim.watch_time - start
                 if cfg.stop_on_success:
                     break
-            time.sleep(0.1)
-        duration = time.monotonic() - start
+            if sim.sim_time != last_time:
+                last_advance, last_time = time.monotonic(), sim.sim_time
+            elif time.monotonic() - last_advance > cfg.startup_timeout:
+                raise RuntimeError(
+                    f'the simulated clock stopped at {last_time:.2f} s for '
+                    f'{cfg.startup_timeout:.0f} s of wall-clock time'
+                )
+            time.sleep(0.02)
+        duration = sim.sim_time - start
+        wall = time.monotonic() - wall_start
+        _check_one_clock(runner)
         episode.instruct('')
         if progress is not None:
             progress(total, total)
@@ -196,15 +216,54 @@ def run_episode(
             success=not math.isnan(success_at),
             time_to_success=success_at,
             duration=duration,
-            passed=int(status.passed) if status else 0,
-            clipped=int(status.clipped) if status else 0,
-            rejected=int(status.rejected) if status else 0,
+            passed=_since(status, before, 'passed'),
+            clipped=_since(status, before, 'clipped'),
+            rejected=_since(status, before, 'rejected'),
             chunks=episode.data.chunks,
             data=episode.data,
             bag=cfg.bag,
+            real_time_factor=duration / wall if wall > 0 else math.nan,
+            lockstep_timeouts=int(sim.lockstep_timeouts),
+            holds=_holds(episode.data.states[max(0, first_state - 1) :]),
         )
     finally:
         runner.stop()
+
+
+def _holds(states: list[int]) -> int:
+    """Transitions into HOLD in a sequence of SafetyStatus states."""
+    from openvla_ros.control import SafetyState  # noqa: PLC0415
+
+    hold = int(SafetyState.HOLD)
+    return sum(1 for a, b in zip(states, states[1:]) if b == hold and a != hold)
+
+
+def _since(status, before, key: str) -> int:
+    """A safety monitor counter's growth since ``before`` (both SafetyStatus or None)."""
+    end = int(getattr(status, key)) if status is not None else 0
+    start = int(getattr(before, key)) if before is not None else 0
+    return end - start if end >= start else end  # a restarted monitor counts from zero
+
+
+def _wait_for_instruction_slot(sim, period: float, settle: float = 1.0) -> None:
+    """Waits (simulated time) until the objects have settled and a policy tick has just passed:
+    the instruction then reaches the policy well before its next tick, in every run alike."""
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        t = sim.sim_time
+        if t >= settle and 0.1 * period <= t % period <= 0.4 * period:
+            return
+        time.sleep(0.002)
+
+
+def _check_one_clock(runner) -> None:
+    """Two simulators on one DDS domain would drive each other's nodes with two clocks."""
+    clocks = runner.nodes['sim'].count_publishers('/clock')
+    if clocks > 1:
+        raise RuntimeError(
+            f'{clocks - 1} other /clock publisher(s) on ROS_DOMAIN_ID {runner.domain_id} '
+            '(another simulator?): run with another --domain-id'
+        )
 
 
 def _wait_until_ready(runner, episode, cfg: EpisodeConfig) -> None:
@@ -216,6 +275,7 @@ def _wait_until_ready(runner, episode, cfg: EpisodeConfig) -> None:
         loaded = policy is None or policy.ready
         if policy is not None and not loaded and policy.message.startswith('could not load'):
             raise RuntimeError(policy.message)
+        _check_one_clock(runner)
         if have_state and have_frame and loaded:
             return
         time.sleep(0.05)

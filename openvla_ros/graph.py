@@ -7,12 +7,20 @@ instantiates the same nodes in one process (tests, ``openvla-ros demo``). Both s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from openvla_ros.profiles import load_profile, Profile
 
-__all__ = ['INTERFACES', 'LAUNCH_ARGUMENTS', 'POLICIES', 'GraphArgs', 'NodeSpec', 'build_graph']
+__all__ = [
+    'INTERFACES',
+    'LAUNCH_ARGUMENTS',
+    'POLICIES',
+    'USE_SIM_TIME',
+    'GraphArgs',
+    'NodeSpec',
+    'build_graph',
+]
 
 POLICIES = ('openvla', 'scripted', 'remote')
 INTERFACES = ('xs_sdk', 'ros2_control', 'franka_impedance', 'franka_jtc', 'servo')
@@ -24,6 +32,8 @@ _ROBOT_INTERFACES = {
 }
 _DEFAULT_INTERFACE = {'wx250s': 'xs_sdk', 'panda': 'franka_impedance', 'fr3': 'franka_impedance'}
 _SIM_INTERFACES = ('xs_sdk', 'ros2_control', 'franka_impedance', 'franka_jtc')
+# The ROS parameter that puts a node on the simulator's /clock (sim:=true only).
+USE_SIM_TIME = 'use_sim_time'
 
 
 @dataclass(frozen=True)
@@ -251,6 +261,15 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
             remappings=(('joint_states', joint_states),),
         )
     )
+    if args.sim:
+        # The simulator owns the clock (/clock); every other node runs on it, so that timers,
+        # watchdogs, stamps and chunk ages mean on a loaded machine what they mean on the robot.
+        specs = [
+            spec
+            if spec.name == 'sim'
+            else replace(spec, parameters={**spec.parameters, USE_SIM_TIME: True})
+            for spec in specs
+        ]
     return specs
 
 

@@ -185,7 +185,12 @@ def _launch_setup(context, profile: str):
                 executable=ROBOT_STATE_PUBLISHER,
                 namespace=plan.robot_name,
                 output='log',
-                parameters=[{'robot_description': robot_description(plan.robot, plan.base_frame)}],
+                parameters=[
+                    {
+                        'robot_description': robot_description(plan.robot, plan.base_frame),
+                        'use_sim_time': plan.args.sim,
+                    }
+                ],
             )
         )
     if plan.rviz:
@@ -196,6 +201,7 @@ def _launch_setup(context, profile: str):
                 name=RVIZ,
                 output='log',
                 arguments=['-d', rviz_config(plan.robot_name), '-f', plan.base_frame],
+                parameters=[{'use_sim_time': plan.args.sim}],
             )
         )
     return actions

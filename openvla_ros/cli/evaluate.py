@@ -139,6 +139,11 @@ def main(args: argparse.Namespace) -> int:
         'rejected': sum(r.rejected for r in results),
         'passed': sum(r.passed for r in results),
         'seeds': [r.seed for r in results],
+        # simulated seconds per wall-clock second (the simulator keeps the time: load slows it)
+        'real_time_factor_min': round(min(r.real_time_factor for r in results), 3),
+        'real_time_factor_mean': round(sum(r.real_time_factor for r in results) / len(results), 3),
+        'lockstep_timeouts': sum(r.lockstep_timeouts for r in results),
+        'holds': sum(r.holds for r in results),
         'per_episode': [
             {
                 'seed': r.seed,
@@ -148,6 +153,8 @@ def main(args: argparse.Namespace) -> int:
                 else round(r.time_to_success, 2),
                 'clipped': r.clipped,
                 'rejected': r.rejected,
+                'real_time_factor': round(r.real_time_factor, 3),
+                'holds': r.holds,
             }
             for r in results
         ],
@@ -156,7 +163,10 @@ def main(args: argparse.Namespace) -> int:
         f'{summary["task"]} ({args.profile}, {summary["policy"]}): {successes}/{len(results)} = '
         f'{100 * summary["success_rate"]:.0f} % (95 % CI {100 * low:.0f}-{100 * high:.0f} %), '
         f'mean time to success {summary["mean_time_to_success_s"]} s, '
-        f'safety clipped {summary["clipped"]}, rejected {summary["rejected"]}'
+        f'safety clipped {summary["clipped"]}, rejected {summary["rejected"]}, '
+        f'holds {summary["holds"]}, '
+        f'real-time factor {summary["real_time_factor_min"]}-{summary["real_time_factor_mean"]} '
+        '(min-mean)'
     )
     if args.json:
         print(json.dumps(summary))

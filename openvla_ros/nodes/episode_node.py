@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import threading
-import time
 
 import numpy as np
 from rclpy.node import Node
@@ -29,7 +28,7 @@ RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
 @dataclass
 class EpisodeData:
-    """What one run produced (times in seconds since the episode started)."""
+    """What one run produced (times: ``EpisodeNode.now()``)."""
 
     frames: list[np.ndarray] = field(default_factory=list)
     frame_times: list[float] = field(default_factory=list)
@@ -67,7 +66,7 @@ class EpisodeNode(Node):
         self.kinematics = get_kinematics(robot)
         self.data = EpisodeData()
         self._lock = threading.Lock()
-        self._t0 = time.monotonic()
+        self._t0 = self.get_clock().now().nanoseconds  # the wall clock's start (without sim time)
         self._frame_stride = max(1, int(frame_stride))
         self._frame_count = 0
         self._instruction_pub = self.create_publisher(String, '/instruction', RELIABLE)
@@ -103,8 +102,12 @@ class EpisodeNode(Node):
             )
 
     def now(self) -> float:
-        """Seconds since the episode node started."""
-        return time.monotonic() - self._t0
+        """[s] Simulated seconds since the simulator started (use_sim_time, as in ``openvla-ros
+        demo`` and ``evaluate``), else wall-clock seconds since this node started."""
+        clock = self.get_clock()
+        if clock.ros_time_is_active:
+            return clock.now().nanoseconds * 1e-9
+        return (clock.now().nanoseconds - self._t0) * 1e-9
 
     def instruct(self, text: str) -> None:
         self._instruction_pub.publish(String(data=text))

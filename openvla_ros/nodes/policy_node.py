@@ -202,11 +202,26 @@ class PolicyNode(Node):
                 stamp, msg, received = self._frame
                 self._frame = None
                 instruction = self._instruction
-            wait = next_time - time.monotonic()
+            self._sleep_until(next_time)
+            next_time = self._pacing_now() + period
+            self._step(stamp, msg, instruction, received)
+
+    def _pacing_now(self) -> float:
+        """[s] The clock that paces predictions: simulated time under use_sim_time (sim:=true),
+        else time.monotonic() as on the robot. Latencies stay wall-clock either way."""
+        clock = self.get_clock()
+        if clock.ros_time_is_active:
+            return clock.now().nanoseconds * 1e-9
+        return time.monotonic()
+
+    def _sleep_until(self, when: float) -> None:
+        if not self.get_clock().ros_time_is_active:
+            wait = when - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            next_time = time.monotonic() + period
-            self._step(stamp, msg, instruction, received)
+            return
+        while not self._stop and self._pacing_now() < when:
+            time.sleep(0.005)  # simulated time advances at the simulator's pace
 
     def _next_frame_ready(self, period: float) -> bool:
         """An instruction and a frame at least one action slot newer than the last one used: a

@@ -68,6 +68,11 @@ PARAMS = (
 LABEL_TOPIC = '/openvla/expert_action'
 
 
+# [m] a settled limiter this far from the expert's integrated target means actions were dropped
+REPLAN_DISTANCE = 0.01
+MAX_REPLANS = 3
+
+
 class ScriptedPolicyNode(Node):
     """Publishes the expert's chunks while an instruction is active."""
 
@@ -84,6 +89,8 @@ class ScriptedPolicyNode(Node):
         self._target: np.ndarray | None = None  # the integrated goal the deltas lead to
         self._instruction = ''
         self._count = 0
+        self._settled = False  # the limiter holds: its queue is empty and it reached its goal
+        self._replans = 0
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(
@@ -104,6 +111,7 @@ class ScriptedPolicyNode(Node):
 
     def on_ee_target(self, msg: EndEffectorTarget) -> None:
         self._commanded = pose_to_matrix(msg.pose)
+        self._settled = bool(msg.hold)
 
     def on_instruction(self, msg: String) -> None:
         text = msg.data.strip()
@@ -111,6 +119,7 @@ class ScriptedPolicyNode(Node):
             return
         self._instruction = text
         self._target = None  # (re)plan from the commanded pose at the next tick
+        self._replans = 0
         if text and text != self.expert.task.instruction:
             self.get_logger().warning(
                 f"instruction {text!r} differs from the task's "
@@ -122,6 +131,8 @@ class ScriptedPolicyNode(Node):
         if not self._instruction or not self._objects or self._commanded is None:
             self._publish_status('waiting for ' + ', '.join(self._missing()))
             return
+        if self._target is not None and self._lost_track():
+            self._target = None
         if self._target is None:
             self._target = self._commanded.copy()
             self.expert.reset(self._objects, self._target)
@@ -166,6 +177,22 @@ class ScriptedPolicyNode(Node):
         chunk.gripper_convention = ActionChunk.GRIPPER_CONVENTION_OPEN_IS_ONE
         chunk.inference_latency = 0.0
         return chunk
+
+    def _lost_track(self) -> bool:
+        """The limiter settled away from where the expert's deltas lead: a safety hold dropped
+        its queue or the monitor refused a target. The open-loop plan is then void: re-plan from
+        the commanded pose (at most MAX_REPLANS times per instruction)."""
+        if not self._settled or self._replans >= MAX_REPLANS:
+            return False
+        off = float(np.linalg.norm(self._commanded[:3, 3] - self._target[:3, 3]))
+        if off <= REPLAN_DISTANCE:
+            return False
+        self._replans += 1
+        self.get_logger().warning(
+            f'the arm settled {off:.3f} m from the plan (actions dropped by the safety chain); '
+            f're-planning from the commanded pose ({self._replans}/{MAX_REPLANS})'
+        )
+        return True
 
     def _missing(self) -> list[str]:
         missing = []

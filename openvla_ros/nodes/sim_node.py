@@ -17,8 +17,14 @@ Publishes ``joint_states`` (arm + fingers) on ``/<robot_name>/joint_states``, th
 sensor_msgs/Image rgb8 (sensor-data QoS) with its CameraInfo, and the true object poses as a
 visualization_msgs/MarkerArray on ``/openvla/sim/object_poses`` (one CUBE per object: ``ns`` =
 'sim_objects', ``text`` = the object name, pose in the base frame) for the scripted expert.
-Physics advances ``1 / update_rate`` simulated seconds per timer tick; the camera renders on
-its own thread.
+The simulator owns the clock: it publishes ``/clock`` (rosgraph_msgs/Clock) and stamps
+everything with simulated time, and the rest of the graph runs with ``use_sim_time`` (set by
+``openvla_ros.graph`` for ``sim:=true``). One thread (``sim_loop``) advances physics from event to
+event (joint states, camera frames, object poses, control ticks, at their configured rates in
+simulated time) and renders each frame of its instant. With ``lockstep`` the clock stops at each
+control tick until the arm command of that tick arrives (or ``lockstep_timeout`` of wall time
+passes; then it runs free until commands return), and it never runs faster than
+``max_real_time_factor``: a loaded machine runs the world slower, not differently.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ import numpy as np
 from rclpy.action import ActionServer
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
@@ -68,9 +76,36 @@ PARAMS = (
     Param(
         'update_rate',
         50.0,
-        '[Hz] Physics timer: each tick advances 1 / update_rate s.',
+        '[Hz] /clock is published at least this often (simulated time).',
         low=1.0,
         high=1000.0,
+    ),
+    Param(
+        'control_rate',
+        20.0,
+        "[Hz] The graph's control rate (the profile's): the lockstep ticks.",
+        low=1.0,
+        high=1000.0,
+    ),
+    Param(
+        'lockstep',
+        True,
+        'Hold the clock at each control tick until the arm command of that tick arrives.',
+    ),
+    Param(
+        'lockstep_timeout',
+        1.0,
+        '[s] Wall-clock limit of one lockstep wait; after it the clock runs free until the '
+        'next arm command.',
+        low=0.01,
+        high=60.0,
+    ),
+    Param(
+        'max_real_time_factor',
+        1.0,
+        'Simulated seconds per wall-clock second at most; 0 = as fast as the graph keeps up.',
+        low=0.0,
+        high=100.0,
     ),
     Param(
         'camera_rate',
@@ -128,13 +163,12 @@ class SimNode(Node):
             image_size=(int(p['image_height']), int(p['image_width'])),
             physics_dt=1.0 / float(p['physics_rate']),
         )
-        self.update_dt = self._physics_step(float(p['update_rate']))
         self.kinematics = get_kinematics(self.robot)
         self.gripper_pwm = 0.0
         self._closed = False
-        self._timers: list = []
         self._action_servers: list[ActionServer] = []
         ns = f'/{self.robot_name}'
+        self.clock_pub = self.create_publisher(Clock, '/clock', 10)
         self.joint_states_pub = self.create_publisher(
             JointState, p['joint_states_topic'] or f'{ns}/joint_states', 10
         )
@@ -144,30 +178,55 @@ class SimNode(Node):
         self.camera_info_pub = self.create_publisher(
             CameraInfo, camera_topic.rsplit('/', 1)[0] + '/camera_info', qos_profile_sensor_data
         )
-        self._create_inputs()
-        self._timers.append(
-            self.create_timer(1.0 / float(p['update_rate']), self.on_physics_timer)
-        )
-        self._timers.append(
-            self.create_timer(1.0 / float(p['joint_states_rate']), self.on_joint_states_timer)
-        )
         self._world_lock = threading.Lock()
-        self._camera_stop = threading.Event()
-        self._camera_thread: threading.Thread | None = None
-        if float(p['camera_rate']) > 0.0:
-            self._camera_thread = threading.Thread(
-                target=self._camera_loop, args=(1.0 / float(p['camera_rate']),),
-                name='sim_camera', daemon=True)
-            self._camera_thread.start()
-        if float(p['object_poses_rate']) > 0.0:
-            self._timers.append(
-                self.create_timer(1.0 / float(p['object_poses_rate']), self.on_object_poses_timer)
+        # simulated time in whole physics steps (no float drift); each event has a period in steps
+        self._step = 0
+        self._dt_ns = int(round(self.world.physics_dt * 1e9))
+        self._periods = {
+            name: self._steps_of(rate)
+            for name, rate in (
+                ('clock', p['update_rate']),
+                ('control', p['control_rate']),
+                ('joint_states', p['joint_states_rate']),
+                ('camera', p['camera_rate']),
+                ('object_poses', p['object_poses_rate']),
             )
+            if float(rate) > 0.0
+        }
+        self._lockstep = bool(p['lockstep'])
+        self._lockstep_timeout = float(p['lockstep_timeout'])
+        self._max_rtf = float(p['max_real_time_factor'])
+        self._commands = 0  # arm commands received (the lockstep acknowledgements)
+        self._command_event = threading.Condition()
+        self._gate = False  # armed by an arm command, disarmed by a timeout
+        self.lockstep_waits = 0
+        self.lockstep_timeouts = 0
+        self._wall_start: float | None = None
+        self._watch: Callable[[Any], bool] | None = None
+        self.watch_time = math.nan  # [s] first control tick at which the watched predicate held
+        self._create_inputs()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name='sim_loop', daemon=True)
+        self._thread.start()
 
-    def _physics_step(self, update_rate: float) -> float:
-        """The simulated time per tick, rounded to a whole number of physics steps."""
-        n = max(1, int(round(1.0 / (update_rate * self.world.physics_dt))))
-        return n * self.world.physics_dt
+    def _steps_of(self, rate: float) -> int:
+        """A period [physics steps] of a rate [Hz], at least one step."""
+        return max(1, int(round(1.0 / (float(rate) * self.world.physics_dt))))
+
+    @property
+    def sim_time(self) -> float:
+        """[s] simulated time since the simulator started."""
+        return self._step * self._dt_ns * 1e-9
+
+    def real_time_factor(self) -> float:
+        """Simulated seconds per wall-clock second since the loop started (NaN before)."""
+        if self._wall_start is None:
+            return math.nan
+        wall = time.monotonic() - self._wall_start
+        return self.sim_time / wall if wall > 0 else math.nan
+
+    def _stamp(self):
+        return Time(nanoseconds=self._step * self._dt_ns).to_msg()
 
     def _create_inputs(self) -> None:
         p = self.params
@@ -223,6 +282,9 @@ class SimNode(Node):
                 )
 
     # ------------------------------------------------------------------ command callbacks
+    # Commands arrive on the executor thread while sim_loop steps physics: the world lock keeps
+    # each change between two physics steps. An arm command is also the lockstep's
+    # acknowledgement of the control tick.
     def on_joint_group(self, msg) -> None:
         if msg.name != 'arm':
             self.get_logger().warning(
@@ -231,17 +293,20 @@ class SimNode(Node):
             )
             return
         self._set_targets(list(msg.cmd))
+        self._arm_command()
 
     def on_joint_single(self, msg) -> None:
         if msg.name == 'gripper':
             self.gripper_pwm = float(msg.cmd)
-            if self.gripper_pwm != 0.0 and math.isfinite(self.gripper_pwm):
-                self.world.set_gripper(1.0 if self.gripper_pwm > 0.0 else 0.0)
-            else:
-                self.world.set_gripper(self.world.gripper_opening())
+            with self._world_lock:
+                if self.gripper_pwm != 0.0 and math.isfinite(self.gripper_pwm):
+                    self.world.set_gripper(1.0 if self.gripper_pwm > 0.0 else 0.0)
+                else:
+                    self.world.set_gripper(self.world.gripper_opening())
             return
         if msg.name in self.world.joint_names:
-            q = self.world.arm_targets
+            with self._world_lock:
+                q = self.world.arm_targets
             q[self.world.joint_names.index(msg.name)] = float(msg.cmd)
             self._set_targets(q)
             return
@@ -263,26 +328,32 @@ class SimNode(Node):
             t = point.time_from_start.sec + point.time_from_start.nanosec * 1e-9
             points.append((t, [point.positions[index[n]] for n in names]))
         try:
-            self.world.set_arm_trajectory(points)
+            with self._world_lock:
+                self.world.set_arm_trajectory(points)
         except ValueError as err:
             self.get_logger().warning(f'trajectory refused: {err}', throttle_duration_sec=5.0)
+        self._arm_command()
 
     def on_gripper_trajectory(self, msg: JointTrajectory) -> None:
         if 'left_finger' not in msg.joint_names or not msg.points:
             return
         position = msg.points[-1].positions[list(msg.joint_names).index('left_finger')]
-        self.world.set_gripper_width(2.0 * float(position))
+        with self._world_lock:
+            self.world.set_gripper_width(2.0 * float(position))
 
     def on_equilibrium_pose(self, msg: PoseStamped) -> None:
         target = pose_to_matrix(msg.pose)
-        result = self.kinematics.ik(target, self.world.arm_q())
+        with self._world_lock:
+            q = self.world.arm_q()
+        result = self.kinematics.ik(target, q)
         if not result.ok:
             self.get_logger().warning(
                 f'equilibrium pose unreachable: {result.reason}: {result.message}',
                 throttle_duration_sec=5.0,
             )
-            return
-        self._set_targets(result.q)
+        else:
+            self._set_targets(result.q)
+        self._arm_command()
 
     def on_move_goal(self, request) -> None:
         self.world.set_gripper_width(float(request.width))
@@ -302,7 +373,9 @@ class SimNode(Node):
         """An execute callback: apply the goal to the world and succeed at once."""
 
         def execute(goal_handle):
-            apply(goal_handle.request)
+            with self._world_lock:
+                apply(goal_handle.request)
+                opening = self.world.gripper_opening()
             goal_handle.succeed()
             result = action_type.Result()
             if hasattr(result, 'success'):
@@ -310,58 +383,118 @@ class SimNode(Node):
             else:
                 lo = 2.0 * self.world.spec.finger_range[0]
                 hi = 2.0 * self.world.spec.finger_range[1]
-                result.position = 0.5 * (lo + self.world.gripper_opening() * (hi - lo))
+                result.position = 0.5 * (lo + opening * (hi - lo))
                 result.reached_goal = True
             return result
 
         return execute
 
-    # ------------------------------------------------------------------ timers
+    def _arm_command(self) -> None:
+        with self._command_event:
+            self._commands += 1
+            self._gate = self._lockstep
+            self._command_event.notify_all()
+
+    # ------------------------------------------------------------------ the simulated clock
     def inspect(self, fn: Callable[[Any], T]) -> T:
         """Runs fn(world) under the physics lock (a consistent state for checks from other threads,
         e.g. a task's success predicate in ``openvla-ros evaluate``)."""
         with self._world_lock:
             return fn(self.world)
 
-    def on_physics_timer(self) -> None:
+    def watch(self, predicate: Callable[[Any], bool] | None) -> None:
+        """Evaluates predicate(world) at every control tick from now on; ``watch_time`` becomes
+        the simulated time of the first tick where it holds (e.g. a task's success, found at the
+        same instant in every run, whatever the machine's load)."""
         with self._world_lock:
-            self.world.step(self.update_dt)
+            self._watch = predicate
+            self.watch_time = math.nan
 
-    def on_joint_states_timer(self) -> None:
+    def _loop(self) -> None:
+        """Advances simulated time event by event; renders on this thread only (the GL context
+        belongs to the thread that made it)."""
+        try:
+            self._wall_start = anchor_wall = time.monotonic()
+            anchor_step = 0
+            self._publish_due(0)
+            while not self._stop.is_set():
+                step = min((self._step // n + 1) * n for n in self._periods.values())
+                if self._max_rtf > 0.0:
+                    # at most max_real_time_factor; after falling behind, do not sprint to catch up
+                    due = anchor_wall + (step - anchor_step) * self._dt_ns * 1e-9 / self._max_rtf
+                    now = time.monotonic()
+                    if now > due:
+                        anchor_wall, anchor_step = now, step
+                    elif self._stop.wait(due - now):
+                        break
+                control_tick = step % self._periods['control'] == 0
+                with self._world_lock:
+                    self.world.step((step - self._step) * self.world.physics_dt)
+                    self._step = step
+                    if control_tick and self._watch is not None and math.isnan(self.watch_time):
+                        if self._watch(self.world):
+                            self.watch_time = self.sim_time
+                with self._command_event:
+                    commands = self._commands
+                self._publish_due(step)
+                if control_tick and self._gate:
+                    self._wait_for_command(commands)
+        except Exception as exc:  # noqa: BLE001 - a dead simulator must say why
+            # (Ctrl-C shuts the context down mid-publish: that is the shutdown, not an error)
+            if not self._stop.is_set() and self.context.ok():
+                self.get_logger().error(f'simulator loop stopped: {type(exc).__name__}: {exc}')
+        finally:
+            with self._world_lock:
+                self.world.close()  # frees the renderer on the thread that created it
+
+    def _wait_for_command(self, before: int) -> None:
+        """Lockstep: hold the clock at this control tick until its arm command arrives."""
+        self.lockstep_waits += 1
+        with self._command_event:
+            arrived = self._command_event.wait_for(
+                lambda: self._commands > before or self._stop.is_set(),
+                timeout=self._lockstep_timeout,
+            )
+            if arrived:
+                return
+            self._gate = False
+        self.lockstep_timeouts += 1
+        self.get_logger().warning(
+            f'lockstep: no arm command within {self._lockstep_timeout:.2f} s (wall clock) at '
+            f't = {self.sim_time:.3f} s; the clock runs free until commands return',
+            throttle_duration_sec=5.0,
+        )
+
+    def _publish_due(self, step: int) -> None:
+        """/clock first, then the sensors whose period ends at this step, stamped with it."""
+        clock = Clock()
+        clock.clock = self._stamp()
+        self.clock_pub.publish(clock)
+        due = {name for name, n in self._periods.items() if step % n == 0}
+        if 'joint_states' in due:
+            self.publish_joint_states()
+        if 'object_poses' in due:
+            self.publish_object_poses()
+        if 'camera' in due:
+            self.publish_camera()
+
+    def publish_joint_states(self) -> None:
         with self._world_lock:
             state = self.world.joint_state()
         msg = JointState()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = self._stamp()
         msg.name = list(state.name)
         msg.position = [float(v) for v in state.position]
         msg.velocity = [float(v) for v in state.velocity]
         msg.effort = [float(v) for v in state.effort]
         self.joint_states_pub.publish(msg)
 
-    def _camera_loop(self, period: float) -> None:
-        """Renders on this thread only: the GL context belongs to the thread that made it, and
-        rendering here keeps physics and joint states on time while a frame is drawn."""
-        next_time = time.monotonic()
-        try:
-            while not self._camera_stop.wait(max(0.0, next_time - time.monotonic())):
-                next_time = max(next_time + period, time.monotonic())
-                try:
-                    self.on_camera_timer()
-                except Exception:
-                    if self.context.ok():
-                        raise
-                    break  # Ctrl-C shut the context down mid-frame: that is the shutdown
-        finally:
-            with self._world_lock:
-                self.world.close()  # frees the renderer on the thread that created it
-
-    def on_camera_timer(self) -> None:
+    def publish_camera(self) -> None:
         with self._world_lock:
             pixels = self.world.render()
         intrinsics = self.world.camera_info()
-        stamp = self.get_clock().now().to_msg()
         image = Image()
-        image.header.stamp = stamp
+        image.header.stamp = self._stamp()
         image.header.frame_id = intrinsics.frame_id
         image.height, image.width = int(pixels.shape[0]), int(pixels.shape[1])
         image.encoding = 'rgb8'
@@ -391,10 +524,12 @@ class SimNode(Node):
         ]
         self.camera_info_pub.publish(info)
 
-    def on_object_poses_timer(self) -> None:
-        stamp = self.get_clock().now().to_msg()
+    def publish_object_poses(self) -> None:
+        stamp = self._stamp()
+        with self._world_lock:
+            poses = sorted(self.world.object_poses().items())
         markers = MarkerArray()
-        for i, (name, pose) in enumerate(sorted(self.world.object_poses().items())):
+        for i, (name, pose) in enumerate(poses):
             marker = Marker()
             marker.header.stamp = stamp
             marker.header.frame_id = self.base_frame
@@ -412,28 +547,25 @@ class SimNode(Node):
     # ------------------------------------------------------------------ helpers
     def _set_targets(self, q) -> None:
         try:
-            self.world.set_arm_targets(np.asarray(q, dtype=float))
+            with self._world_lock:
+                self.world.set_arm_targets(np.asarray(q, dtype=float))
         except ValueError as err:
             self.get_logger().warning(f'arm command refused: {err}', throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
-        """Stops the timers and action servers and closes the world (idempotent)."""
+        """Stops the simulation loop and the action servers and closes the world (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        for timer in self._timers:
-            timer.cancel()
-            self.destroy_timer(timer)
-        self._timers.clear()
+        self._stop.set()
+        with self._command_event:
+            self._command_event.notify_all()
         for server in self._action_servers:
             server.destroy()
         self._action_servers.clear()
-        if self._camera_thread is not None:
-            self._camera_stop.set()
-            self._camera_thread.join(timeout=10.0)  # the thread closes the world
-        else:
-            self.world.close()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10.0)  # the thread closes the world
 
     def destroy_node(self) -> None:
         self.close()
