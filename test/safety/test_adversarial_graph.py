@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from ros_helpers import Probe, RELIABLE, wait_for
 from scipy.spatial.transform import Rotation
@@ -21,7 +22,7 @@ from std_srvs.srv import Trigger
 
 from openvla_ros.adapters.gripper import measured_opening
 from openvla_ros.control import get_kinematics
-from openvla_ros.graph import GraphArgs
+from openvla_ros.graph import GraphArgs, USE_SIM_TIME
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
 from openvla_ros.nodes._conversions import joint_positions, matrix_to_pose, pose_to_matrix
 from openvla_ros.profiles import load_profile
@@ -48,7 +49,10 @@ def start(policy: str = 'scripted'):
     sim = {'camera_rate': 10.0, 'image_width': 160, 'image_height': 120}
     runner = GraphRunner(args, overrides={'sim': sim})
     runner.start()
-    probe = runner.add_node(Probe, 'probe')
+    # the graph runs on the simulator's clock (issue 20): the probe stamps its chunks with it too
+    probe = runner.add_node(
+        Probe, 'probe', parameter_overrides=[Parameter(USE_SIM_TIME, value=True)]
+    )
     probe.listen(EndEffectorTarget, '/openvla/ee_target')
     probe.listen(EndEffectorTarget, '/openvla/safe_ee_target')
     probe.listen(SafetyStatus, '/openvla/safety_status')
