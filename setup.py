@@ -73,7 +73,8 @@ setup(
     license='MIT',
     python_requires='>=3.10',
     packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
-    package_data={PACKAGE: ['py.typed', 'model/assets/*', 'model/assets/llama2_tokenizer/*']},
+    package_data={PACKAGE: ['py.typed', 'model/assets/*', 'model/assets/llama2_tokenizer/*',
+                            'model/assets/learned/*/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),

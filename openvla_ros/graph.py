@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from openvla_ros.model.choices import QUANTIZE_MODES
 from openvla_ros.profiles import load_profile, Profile
 
 __all__ = [
@@ -52,7 +53,7 @@ LAUNCH_ARGUMENTS = (
         'model', '', 'OpenVLA checkpoint directory or hub id ("" = the profile default).'
     ),
     LaunchArgument(
-        'quantize', '', 'Weight quantization ("" = profile default).', ('', 'none', '8bit', '4bit')
+        'quantize', '', 'Weight quantization ("" = profile default).', ('', *QUANTIZE_MODES)
     ),
     LaunchArgument(
         'unnorm_key', '', 'Dataset statistics key for un-normalizing actions ("" = profile).'

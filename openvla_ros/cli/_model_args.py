@@ -1,18 +1,18 @@
 """How a verb that loads OpenVLA names the model's device, precision and quantization.
 
-One place for these flags, so that every verb spells and limits them alike. The choices mirror
-``openvla_ros.model`` (importing it here would load torch just to print ``--help``).
+One place for these flags, so that every verb spells and limits them alike. The choices come from
+the torch-free ``openvla_ros.model.choices`` (``--help`` never loads torch).
 """
 
 from __future__ import annotations
 
 import argparse
 
-DTYPES = ('float32', 'bfloat16', 'float16', 'auto')
-#: bitsandbytes: 8bit (LLM.int8), 4bit (NF4); core PyTorch weight-only: int8, int4; auto: int4 on
-#: CUDA, none on the CPU.
-QUANTIZE = ('none', '8bit', '4bit', 'int8', 'int4', 'auto')
-DECODE = ('fast', 'reference', 'graph')
+from openvla_ros.model.choices import DECODE_MODES, DTYPE_NAMES, QUANTIZE_MODES
+
+DTYPES = (*DTYPE_NAMES, 'auto')
+QUANTIZE = QUANTIZE_MODES
+DECODE = DECODE_MODES
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, dtype_default: str | None = 'float32',

@@ -3,35 +3,54 @@
 Use `OpenVLAPolicy.load(dir_or_hub_id)` then `policy.predict(image, instruction, unnorm_key)`.
 """
 
-from openvla_ros.model.action_tokenizer import (
-    ActionStats,
-    ActionTokenizer,
-    normalize,
-    resolve_unnorm_key,
-    unnormalize,
-)
-from openvla_ros.model.configuration import OpenVLAConfig
-from openvla_ros.model.errors import (
-    AdapterError,
-    CheckpointError,
-    CorruptShardError,
-    InvalidConfigError,
-    InvalidInputError,
-    MissingConfigError,
-    MissingShardError,
-    MissingTokenizerError,
-    ModelNotFoundError,
-    NonFiniteActionError,
-    OpenVLAError,
-    QuantizationError,
-    StateDictMismatchError,
-    UnnormKeyError,
-)
-from openvla_ros.model.loading import load_model, LoadedModel
-from openvla_ros.model.modeling import OpenVLAForActionPrediction
-from openvla_ros.model.policy import OpenVLAPolicy, Prediction
-from openvla_ros.model.processor import ImageTransformConfig, OpenVLAProcessor
-from openvla_ros.model.tiny import make_tiny_model, TinySpec
+# Lazy: `import openvla_ros.model.choices` (the CLI's --help, the launch files) must not load
+# torch; a name below is imported from its module on first use (PEP 562).
+_EXPORTS: dict[str, str] = {
+    'ActionStats': 'openvla_ros.model.action_tokenizer',
+    'ActionTokenizer': 'openvla_ros.model.action_tokenizer',
+    'AdapterError': 'openvla_ros.model.errors',
+    'CheckpointError': 'openvla_ros.model.errors',
+    'CorruptShardError': 'openvla_ros.model.errors',
+    'ImageTransformConfig': 'openvla_ros.model.processor',
+    'InvalidConfigError': 'openvla_ros.model.errors',
+    'InvalidInputError': 'openvla_ros.model.errors',
+    'load_model': 'openvla_ros.model.loading',
+    'LoadedModel': 'openvla_ros.model.loading',
+    'make_tiny_model': 'openvla_ros.model.tiny',
+    'MissingConfigError': 'openvla_ros.model.errors',
+    'MissingShardError': 'openvla_ros.model.errors',
+    'MissingTokenizerError': 'openvla_ros.model.errors',
+    'ModelNotFoundError': 'openvla_ros.model.errors',
+    'NonFiniteActionError': 'openvla_ros.model.errors',
+    'normalize': 'openvla_ros.model.action_tokenizer',
+    'OpenVLAConfig': 'openvla_ros.model.configuration',
+    'OpenVLAError': 'openvla_ros.model.errors',
+    'OpenVLAForActionPrediction': 'openvla_ros.model.modeling',
+    'OpenVLAPolicy': 'openvla_ros.model.policy',
+    'OpenVLAProcessor': 'openvla_ros.model.processor',
+    'Prediction': 'openvla_ros.model.policy',
+    'QuantizationError': 'openvla_ros.model.errors',
+    'resolve_unnorm_key': 'openvla_ros.model.action_tokenizer',
+    'StateDictMismatchError': 'openvla_ros.model.errors',
+    'TinySpec': 'openvla_ros.model.tiny',
+    'unnormalize': 'openvla_ros.model.action_tokenizer',
+    'UnnormKeyError': 'openvla_ros.model.errors',
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    import importlib  # noqa: PLC0415
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
 
 __all__ = [
     'ActionStats',

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from openvla_ros.model import constants as const
+from openvla_ros.model.choices import BNB_MODES, QUANTIZE_MODES
 from openvla_ros.model.configuration import OpenVLAConfig
 from openvla_ros.model.errors import (
     AdapterError,
@@ -60,10 +61,6 @@ DTYPES: dict[str, torch.dtype] = {
     'bfloat16': torch.bfloat16,
     'float16': torch.float16,
 }
-#: '8bit'/'4bit': bitsandbytes (LLM.int8 / NF4, kept for QLoRA and for users who want it);
-#: 'int8'/'int4': weight-only on core PyTorch kernels; 'auto': see `resolve_precision`.
-QUANTIZE_MODES: tuple[str, ...] = ('none', '8bit', '4bit', 'int8', 'int4', 'auto')
-BNB_MODES: tuple[str, ...] = ('8bit', '4bit')
 #: Files fetched from the hub for a checkpoint (weights, configs, tokenizer; no remote code).
 #: bitsandbytes' default 4-bit block size.
 _BNB_BLOCKSIZE = 64

@@ -21,10 +21,10 @@ from torch import nn
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, StaticCache
 
 from openvla_ros.model import constants as const
+from openvla_ros.model.choices import DECODE_MODES
 from openvla_ros.model.configuration import OpenVLAConfig
 
 DecodeMode = Literal['fast', 'reference', 'graph']
-DECODE_MODES: tuple[str, ...] = ('fast', 'reference', 'graph')
 #: The attention kernel of the language model is chosen here and only here.
 DEFAULT_ATTN_IMPLEMENTATION = 'sdpa'
 

@@ -21,10 +21,11 @@ from openvla_ros.model.action_tokenizer import (
     resolve_unnorm_key,
     unnormalize,
 )
+from openvla_ros.model.choices import DECODE_MODES
 from openvla_ros.model.configuration import OpenVLAConfig
 from openvla_ros.model.errors import InvalidInputError, NonFiniteActionError
 from openvla_ros.model.loading import load_model
-from openvla_ros.model.modeling import DECODE_MODES, OpenVLAForActionPrediction
+from openvla_ros.model.modeling import OpenVLAForActionPrediction
 from openvla_ros.model.processor import ColorOrder, OpenVLAProcessor
 
 logger = logging.getLogger(__name__)

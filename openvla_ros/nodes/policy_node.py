@@ -24,6 +24,7 @@ from std_msgs.msg import String
 from openvla_ros.backends import BackendConfig, BACKENDS, make_backend, PolicyBackend
 from openvla_ros.control.rate_limiter import SLOT_FRACTION
 from openvla_ros.images import compressed_to_rgb, ImageDecodeError, jpeg_roundtrip, raw_to_rgb
+from openvla_ros.model.choices import DECODE_MODES, DTYPE_NAMES, QUANTIZE_MODES
 from openvla_ros.msg import ActionChunk, PolicyStatus
 from openvla_ros.nodes._common import declare_params, diagnostic, Param, run_node, stamp_to_sec
 from openvla_ros.stats import LatencyStats
@@ -37,12 +38,14 @@ PARAMS = (
     ),
     Param('model', 'openvla/openvla-7b', 'Checkpoint directory or hub id (local backend).'),
     Param('device', 'cuda', 'Torch device for the local backend (cpu, cuda, cuda:1, ...).'),
-    Param('dtype', 'bfloat16', 'Compute precision.', choices=('float32', 'bfloat16', 'float16')),
+    Param('dtype', 'bfloat16', 'Compute precision (auto: bfloat16 on CUDA, float32 on the CPU).',
+          choices=(*DTYPE_NAMES, 'auto')),
     Param(
         'quantize',
         'none',
-        'Weight quantization of the language model (bitsandbytes).',
-        choices=('none', '8bit', '4bit'),
+        'Weight quantization of the language model: int8/int4 weight-only (core PyTorch), '
+        '8bit/4bit (bitsandbytes), auto (int4 on CUDA, none on the CPU).',
+        choices=QUANTIZE_MODES,
     ),
     Param('adapter', '', 'LoRA adapter directory to load on top of the model ("" = none).'),
     Param('merge_adapter', True, 'Merge the LoRA adapter into the weights (faster inference).'),
@@ -59,8 +62,9 @@ PARAMS = (
     Param(
         'decode',
         'fast',
-        'Decoding path: static-cache loop or plain HF generate.',
-        choices=('fast', 'reference'),
+        'Decoding path: static-cache loop (fast), plain HF generate (reference), or CUDA graphs '
+        '(graph; eager on the CPU).',
+        choices=DECODE_MODES,
     ),
     Param('server_url', 'http://127.0.0.1:8000', 'Policy server URL (remote backend).'),
     Param('server_token', '', 'Bearer token for the policy server ("" = none).'),
