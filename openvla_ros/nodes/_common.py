@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, MISSING
+import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -25,6 +27,8 @@ __all__ = [
     'diagnostic',
     'run_node',
     'shutting_down',
+    'spinning',
+    'spun_node',
     'stamp_to_sec',
 ]
 
@@ -204,3 +208,45 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+@contextmanager
+def spinning(executor: Executor, period: float = 0.05) -> Iterator[Executor]:
+    """Spins executor on a daemon thread for the body (spin_once, `period` [s] at most each), so
+    that the caller's thread may wait on what its nodes receive; stops and joins it on exit."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=lambda: [executor.spin_once(timeout_sec=period) for _ in iter(stop.is_set, True)],
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield executor
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+_N = TypeVar('_N', bound=Node)
+
+
+@contextmanager
+def spun_node(make: Callable[..., _N], period: float = 0.05, **init_kwargs: Any) -> Iterator[_N]:
+    """One node, ``make(context=context)`` (e.g. a ``functools.partial`` of a Node class), in its
+    own rclpy Context, spun on a background thread for the body (a probe next to node processes,
+    tests, benchmarks); then the executor, the node and the context are shut down. init_kwargs go
+    to ``rclpy.init`` (e.g. ``domain_id``)."""
+    context = rclpy.Context()
+    rclpy.init(context=context, **init_kwargs)
+    executor = SingleThreadedExecutor(context=context)
+    node = None
+    try:
+        node = make(context=context)
+        executor.add_node(node)
+        with spinning(executor, period):
+            yield node
+    finally:
+        executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)

@@ -17,19 +17,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 import os
 from pathlib import Path
 import signal
 import subprocess
 import sys
-import threading
 import time
 import timeit
 from typing import Any
 
 import numpy as np
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
@@ -39,6 +37,7 @@ from std_msgs.msg import String
 from openvla_ros.dds_transport import large_frame_env
 from openvla_ros.graph import build_graph, GraphArgs, NodeSpec
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
+from openvla_ros.nodes._common import spun_node
 from openvla_ros.nodes._conversions import header_stamp_from_cdr
 from openvla_ros.profiles import config_dir
 from openvla_ros.runner import private_domain_id
@@ -156,56 +155,41 @@ def measure_graph_cpu(
         )
         for s in specs
     }
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    probe = _Probe(args.camera_topic, joint_states, context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(probe)
-    stop = threading.Event()
-    spinner = threading.Thread(
-        target=lambda: [executor.spin_once(timeout_sec=0.05) for _ in iter(stop.is_set, True)],
-        daemon=True,
-    )
-    spinner.start()
-    try:
-        deadline = time.monotonic() + start_timeout
-        while probe.counts['seen:/openvla/ee_target'] == 0:
-            dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
-            if dead:
-                raise RuntimeError(f'node processes exited during start-up: {dead}')
-            if time.monotonic() > deadline:
-                raise RuntimeError(f'no /openvla/ee_target within {start_timeout:.0f} s')
-            time.sleep(0.1)
-        instruction = get_task(task, str(_robot(profile))).instruction
-        end_warmup = time.monotonic() + warmup
-        while time.monotonic() < end_warmup:
-            probe.instruction_pub.publish(String(data=instruction))
-            time.sleep(0.5)
-        start = {n: _cpu_seconds(p.pid) for n, p in procs.items()}
-        probe.counting = True
-        t0 = time.monotonic()
-        time.sleep(window)
-        probe.counting = False
-        elapsed = time.monotonic() - t0
-        end = {n: _cpu_seconds(p.pid) for n, p in procs.items()}
-        cpu = {n: round(100.0 * (end[n] - start[n]) / elapsed, 1) for n in procs}
-        messages = {k: v for k, v in probe.counts.items() if not k.startswith('seen:')}
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        codes: dict[str, int | None] = {}
-        for n, p in procs.items():
-            try:
-                codes[n] = p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                codes[n] = p.wait(timeout=5)
-        stop.set()
-        spinner.join(5)
-        executor.shutdown()
-        probe.destroy_node()
-        rclpy.try_shutdown(context=context)
+    with spun_node(partial(_Probe, args.camera_topic, joint_states)) as probe:
+        try:
+            deadline = time.monotonic() + start_timeout
+            while probe.counts['seen:/openvla/ee_target'] == 0:
+                dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
+                if dead:
+                    raise RuntimeError(f'node processes exited during start-up: {dead}')
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f'no /openvla/ee_target within {start_timeout:.0f} s')
+                time.sleep(0.1)
+            instruction = get_task(task, str(_robot(profile))).instruction
+            end_warmup = time.monotonic() + warmup
+            while time.monotonic() < end_warmup:
+                probe.instruction_pub.publish(String(data=instruction))
+                time.sleep(0.5)
+            start = {n: _cpu_seconds(p.pid) for n, p in procs.items()}
+            probe.counting = True
+            t0 = time.monotonic()
+            time.sleep(window)
+            probe.counting = False
+            elapsed = time.monotonic() - t0
+            end = {n: _cpu_seconds(p.pid) for n, p in procs.items()}
+            cpu = {n: round(100.0 * (end[n] - start[n]) / elapsed, 1) for n in procs}
+            messages = {k: v for k, v in probe.counts.items() if not k.startswith('seen:')}
+        finally:
+            for p in procs.values():
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+            codes: dict[str, int | None] = {}
+            for n, p in procs.items():
+                try:
+                    codes[n] = p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    codes[n] = p.wait(timeout=5)
     return GraphCpu(profile, round(elapsed, 2), cpu, messages, codes, load_before)
 
 

@@ -25,6 +25,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from openvla_ros.msg import ActionChunk
+from openvla_ros.nodes._common import spinning
 from openvla_ros.nodes.policy_node import PolicyNode
 from openvla_ros.runner import private_domain_id
 
@@ -76,66 +77,61 @@ def measure_pipeline_overhead(
     instruction_pub = probe.create_publisher(String, '/instruction', reliable)
     for node in (policy, probe):
         executor.add_node(node)
-    stop = threading.Event()
-    spinner = threading.Thread(
-        target=lambda: [executor.spin_once(timeout_sec=0.01) for _ in iter(stop.is_set, True)],
-        daemon=True,
-    )
-    spinner.start()
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (*image_size, 3), dtype=np.uint8)
     try:
-        deadline = time.monotonic() + timeout
-        while not policy.ready:
-            if time.monotonic() > deadline or policy.message.startswith('could not load'):
-                raise RuntimeError(f'policy did not load: {policy.message}')
-            time.sleep(0.05)
-        while (
-            instruction_pub.get_subscription_count() == 0
-            or image_pub.get_subscription_count() == 0
-        ):
-            time.sleep(0.01)
-        instruction_pub.publish(String(data='put the spoon on the towel'))
-        while policy.state != 1:  # PolicyStatus.STATE_RUNNING
-            time.sleep(0.01)
-        round_trips, model_times = [], []
-        for i in range(warmup + n):
-            got.clear()
-            msg = Image()
-            msg.header.stamp = probe.get_clock().now().to_msg()
-            msg.height, msg.width = image_size
-            msg.encoding, msg.step = 'rgb8', image_size[1] * 3
-            msg.data = frame.tobytes()
-            sent = time.perf_counter()
-            image_pub.publish(msg)
-            if not got.wait(timeout):
-                raise RuntimeError(f'no ActionChunk within {timeout} s of frame {i}')
-            received, chunk = chunks[-1]
-            if i >= warmup:
-                round_trips.append(received - sent)
-                model_times.append(chunk.inference_latency)
-            time.sleep(0.02)  # let the worker go back to waiting
-        rt, mt = np.asarray(round_trips), np.asarray(model_times)
-        overhead = rt - mt
-        in_node = np.asarray(
-            [path - model for path, model in list(policy.path_latencies)[warmup:]]
-        )
-        return {
-            'n': n,
-            'image': f'{image_size[1]}x{image_size[0]} rgb8',
-            'node_overhead_p50_s': float(np.median(in_node)),
-            'node_overhead_p90_s': float(np.percentile(in_node, 90)),
-            'round_trip_p50_s': float(np.median(rt)),
-            'round_trip_p90_s': float(np.percentile(rt, 90)),
-            'model_p50_s': float(np.median(mt)),
-            'model_p90_s': float(np.percentile(mt, 90)),
-            'overhead_p50_s': float(np.median(overhead)),
-            'overhead_p90_s': float(np.percentile(overhead, 90)),
-        }
+        with spinning(executor, period=0.01):
+            try:
+                deadline = time.monotonic() + timeout
+                while not policy.ready:
+                    if time.monotonic() > deadline or policy.message.startswith('could not load'):
+                        raise RuntimeError(f'policy did not load: {policy.message}')
+                    time.sleep(0.05)
+                while (
+                    instruction_pub.get_subscription_count() == 0
+                    or image_pub.get_subscription_count() == 0
+                ):
+                    time.sleep(0.01)
+                instruction_pub.publish(String(data='put the spoon on the towel'))
+                while policy.state != 1:  # PolicyStatus.STATE_RUNNING
+                    time.sleep(0.01)
+                round_trips, model_times = [], []
+                for i in range(warmup + n):
+                    got.clear()
+                    msg = Image()
+                    msg.header.stamp = probe.get_clock().now().to_msg()
+                    msg.height, msg.width = image_size
+                    msg.encoding, msg.step = 'rgb8', image_size[1] * 3
+                    msg.data = frame.tobytes()
+                    sent = time.perf_counter()
+                    image_pub.publish(msg)
+                    if not got.wait(timeout):
+                        raise RuntimeError(f'no ActionChunk within {timeout} s of frame {i}')
+                    received, chunk = chunks[-1]
+                    if i >= warmup:
+                        round_trips.append(received - sent)
+                        model_times.append(chunk.inference_latency)
+                    time.sleep(0.02)  # let the worker go back to waiting
+                rt, mt = np.asarray(round_trips), np.asarray(model_times)
+                overhead = rt - mt
+                in_node = np.asarray(
+                    [path - model for path, model in list(policy.path_latencies)[warmup:]]
+                )
+                return {
+                    'n': n,
+                    'image': f'{image_size[1]}x{image_size[0]} rgb8',
+                    'node_overhead_p50_s': float(np.median(in_node)),
+                    'node_overhead_p90_s': float(np.percentile(in_node, 90)),
+                    'round_trip_p50_s': float(np.median(rt)),
+                    'round_trip_p90_s': float(np.percentile(rt, 90)),
+                    'model_p50_s': float(np.median(mt)),
+                    'model_p90_s': float(np.percentile(mt, 90)),
+                    'overhead_p50_s': float(np.median(overhead)),
+                    'overhead_p90_s': float(np.percentile(overhead, 90)),
+                }
+            finally:
+                policy.close()
     finally:
-        policy.close()
-        stop.set()
-        spinner.join(timeout=5)
         executor.shutdown()
         policy.destroy_node()
         probe.destroy_node()

@@ -7,16 +7,14 @@ Imported only where launch, launch_ros and launch_testing exist (a ROS 2 machine
 
 from __future__ import annotations
 
+from functools import partial
 import os
-import threading
 import unittest
 
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch_probe import InstructionSender, wait_until, watch_lift, watch_topics
 import launch_testing.actions
 import launch_testing.asserts
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 import launch
@@ -26,6 +24,7 @@ from openvla_ros.launch_checks import (
     lift_check_for,
     topics_to_wait_for,
 )
+from openvla_ros.nodes._common import spun_node
 from openvla_ros.profiles import share_dir
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -58,20 +57,7 @@ def lift_test(profile: str) -> type:
 
     class TestLiftBlock(unittest.TestCase):
         def test_the_block_rises_after_the_instruction(self):
-            context = rclpy.Context()
-            rclpy.init(context=context)
-            node = Node('launch_test_probe', context=context)
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(node)
-            stop = threading.Event()
-            spinner = threading.Thread(
-                target=lambda: [
-                    executor.spin_once(timeout_sec=0.05) for _ in iter(stop.is_set, True)
-                ],
-                daemon=True,
-            )
-            spinner.start()
-            try:
+            with spun_node(partial(Node, 'launch_test_probe')) as node:
                 watch = watch_topics(node, topics_to_wait_for(args))
                 check = lift_check_for(args)
                 rise = watch_lift(node, check)
@@ -86,12 +72,6 @@ def lift_test(profile: str) -> type:
                 )
                 self.assertTrue(wait_until(rise.rose, LIFT_TIMEOUT), rise.report())
                 sender.stop()
-            finally:
-                stop.set()
-                spinner.join(5)
-                executor.shutdown()
-                node.destroy_node()
-                rclpy.try_shutdown(context=context)
 
     return TestLiftBlock
 

@@ -9,17 +9,18 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import xml.etree.ElementTree as ET
 
 import pytest
 import rclpy
+from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from ros_helpers import wait_for
 from sensor_msgs.msg import Image
 
 from openvla_ros.dds_transport import large_frame_env, profile_xml, SEGMENT_BYTES
 from openvla_ros.graph import build_graph, GraphArgs
+from openvla_ros.nodes._common import spun_node
 
 FRAMES = 40
 PUBLISHER = textwrap.dedent(
@@ -81,39 +82,31 @@ def test_640x480_frames_reach_another_process_with_the_publishers_profile():
     ):
         pytest.skip('the profile is for Fast DDS')
     env = {k: v for k, v in os.environ.items() if 'PROFILES_FILE' not in k}
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('frame_probe', context=context)
     got: list[str] = []
-    node.create_subscription(
-        Image, '/test_frames', lambda m: got.append(m.header.frame_id), qos_profile_sensor_data
-    )
-    executor = rclpy.executors.SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    stop = threading.Event()
-    spinner = threading.Thread(
-        target=lambda: [executor.spin_once(timeout_sec=0.05) for _ in iter(stop.is_set, True)],
-        daemon=True,
-    )
-    spinner.start()
-    publisher = subprocess.Popen(
-        [sys.executable, '-c', PUBLISHER, str(FRAMES)],
-        env={**env, **large_frame_env(env)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        out = publisher.communicate(timeout=120)[0]
-        assert publisher.returncode == 0, out[-2000:]
-        wait_for(
-            lambda: len(got) >= FRAMES * 0.9, 10, f'90 % of the {FRAMES} frames in the subscriber'
+
+    def frame_probe(context: rclpy.Context) -> Node:
+        node = rclpy.create_node('frame_probe', context=context)
+        node.create_subscription(
+            Image, '/test_frames', lambda m: got.append(m.header.frame_id), qos_profile_sensor_data
         )
-    finally:
-        if publisher.poll() is None:
-            publisher.kill()
-        stop.set()
-        spinner.join(5)
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+        return node
+
+    with spun_node(frame_probe):
+        publisher = subprocess.Popen(
+            [sys.executable, '-c', PUBLISHER, str(FRAMES)],
+            env={**env, **large_frame_env(env)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            out = publisher.communicate(timeout=120)[0]
+            assert publisher.returncode == 0, out[-2000:]
+            wait_for(
+                lambda: len(got) >= FRAMES * 0.9,
+                10,
+                f'90 % of the {FRAMES} frames in the subscriber',
+            )
+        finally:
+            if publisher.poll() is None:
+                publisher.kill()

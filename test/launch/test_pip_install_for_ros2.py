@@ -6,6 +6,7 @@ lib/openvla_ros that start the nodes. Checked with ament_index_python, as the la
 from __future__ import annotations
 
 import ast
+from functools import partial
 import os
 from pathlib import Path
 import re
@@ -15,11 +16,10 @@ import sys
 import threading
 
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 from openvla_ros.launch_checks import EXIT_CODES_AFTER_SIGINT
+from openvla_ros.nodes._common import spun_node
 from openvla_ros.profiles import share_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,23 +101,8 @@ def test_every_node_has_a_launcher_and_pip_colcon_and_the_entry_points_agree():
 
 @pytest.fixture
 def graph_probe():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = Node('install_probe', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=lambda: [executor.spin_once(timeout_sec=0.05) for _ in iter(stop.is_set, True)],
-        daemon=True,
-    )
-    thread.start()
-    yield node
-    stop.set()
-    thread.join(5)
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.try_shutdown(context=context)
+    with spun_node(partial(Node, 'install_probe')) as node:
+        yield node
 
 
 @pytest.mark.slow

@@ -3,18 +3,18 @@ the profile YAML parsed by rcl's own parameter-file parser, and a clean exit on 
 
 from __future__ import annotations
 
+from functools import partial
 import os
 from pathlib import Path
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
-import rclpy
 from ros_helpers import Probe, wait_for
 
 from openvla_ros.msg import EndEffectorTarget, SafetyStatus
+from openvla_ros.nodes._common import spun_node
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.prefix) / 'bin'
@@ -30,21 +30,8 @@ def start(executable: str, name: str, profile: str = 'widowx_bridge') -> subproc
 
 @pytest.fixture
 def probe():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = Probe('exe_probe', context=context)
-    executor = rclpy.executors.SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: [executor.spin_once(timeout_sec=0.05)
-                                              for _ in iter(stop.is_set, True)], daemon=True)
-    thread.start()
-    yield node
-    stop.set()
-    thread.join(5)
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.try_shutdown(context=context)
+    with spun_node(partial(Probe, 'exe_probe')) as node:
+        yield node
 
 
 @pytest.mark.parametrize('profile', ['widowx_bridge', 'franka_tabletop', 'franka_droid'])

@@ -10,6 +10,7 @@ HALT_FOR_JOINT_VELOCITY_LIMIT for ever: the launched widowx lift_block never lif
 
 from __future__ import annotations
 
+from functools import partial
 import os
 from pathlib import Path
 import signal
@@ -19,13 +20,13 @@ import threading
 
 import numpy as np
 import pytest
-import rclpy
 from ros_helpers import Probe, wait_for
 from sensor_msgs.msg import JointState
 
 from openvla_ros.control import get_kinematics
 from openvla_ros.control.config import BOUNDS_KEYS, SafetyConfig
 from openvla_ros.msg import EndEffectorTarget, SafetyStatus
+from openvla_ros.nodes._common import spun_node
 from openvla_ros.nodes._conversions import matrix_to_pose
 from openvla_ros.profiles import load_profile
 
@@ -58,23 +59,8 @@ def start_monitor() -> subprocess.Popen:
 
 @pytest.fixture
 def probe():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = Probe('monitor_process_probe', context=context)
-    executor = rclpy.executors.SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=lambda: [executor.spin_once(timeout_sec=0.05) for _ in iter(stop.is_set, True)],
-        daemon=True,
-    )
-    thread.start()
-    yield node
-    stop.set()
-    thread.join(5)
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.try_shutdown(context=context)
+    with spun_node(partial(Probe, 'monitor_process_probe')) as node:
+        yield node
 
 
 class Feeder:
