@@ -1,8 +1,14 @@
-"""Helpers for tests running real rclpy nodes in-process: a probe node, waiting with a timeout."""
+"""Helpers for tests running real rclpy nodes: a probe node, waiting with a timeout, and node
+executables as separate processes (as `ros2 launch` starts them) stopped with SIGINT."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+import os
+from pathlib import Path
+import signal
+import subprocess
 import threading
 import time
 from typing import Any
@@ -33,6 +39,67 @@ def wait_for(
             return
         time.sleep(period)
     raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+
+
+def start_node(
+    executable: str | Path,
+    name: str,
+    params_file: str | Path,
+    *remaps: str,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> subprocess.Popen:
+    """A node executable as `ros2 launch` starts it: renamed to `name`, the profile YAML as its
+    parameter file, each of `remaps` ('from:=to'); stdout and stderr together, as text."""
+    cmd = [str(executable), '--ros-args', '-r', f'__node:={name}']
+    cmd += ['--params-file', str(params_file)]
+    for remap in remaps:
+        cmd += ['-r', remap]
+    return subprocess.Popen(
+        cmd,
+        env=dict(os.environ) if env is None else env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def assert_running(*processes: subprocess.Popen) -> None:
+    """Fails with a process's output (its last 3000 characters) if it has exited."""
+    for p in processes:
+        assert p.poll() is None, p.stdout.read()[-3000:]
+
+
+def wait_for_nodes(
+    probe: Node,
+    names: Iterable[str],
+    timeout: float,
+    processes: Iterable[subprocess.Popen] = (),
+    period: float = 0.02,
+) -> None:
+    """Waits until every name is on the probe's graph; fails at once with its output if one of
+    `processes` exits first, and after timeout [s] otherwise."""
+    names, processes = set(names), list(processes)
+
+    def up() -> bool:
+        assert_running(*processes)
+        return names <= set(probe.get_node_names())
+
+    wait_for(up, timeout, f'{", ".join(sorted(names))} on the graph', period)
+
+
+@contextmanager
+def sigint_on_exit(*processes: subprocess.Popen, timeout: float) -> Iterator[list[str]]:
+    """Runs the body, then sends SIGINT (as Ctrl-C) to each process and collects its output
+    (waiting up to timeout [s] each) into the yielded list, in order, for the exit-code checks."""
+    outputs: list[str] = []
+    try:
+        yield outputs
+    finally:
+        for p in processes:
+            p.send_signal(signal.SIGINT)
+        outputs.extend(p.communicate(timeout=timeout)[0] for p in processes)
 
 
 class Probe(Node):

@@ -10,13 +10,12 @@ from functools import partial
 import os
 from pathlib import Path
 import re
-import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 from rclpy.node import Node
+from ros_helpers import sigint_on_exit, start_node, wait_for_nodes
 
 from openvla_ros.launch_checks import EXIT_CODES_AFTER_SIGINT
 from openvla_ros.nodes._common import spun_node
@@ -114,32 +113,14 @@ def test_an_installed_launcher_starts_its_node_outside_the_venv_and_exits_0_on_s
     env = dict(os.environ, PATH='/usr/bin:/bin', AMENT_PREFIX_PATH=str(VENV))
     env.pop('VIRTUAL_ENV', None)
     env.pop('_ROS_WHEELS_BOOTSTRAP_COMPLETE', None)
-    process = subprocess.Popen(
-        [
-            str(VENV / 'lib' / 'openvla_ros' / 'safety_monitor'),
-            '--ros-args',
-            '-r',
-            '__node:=safety_monitor',
-            '--params-file',
-            str(share_dir() / 'config' / 'widowx_bridge.yaml'),  # the launch's
-            '-r',
-            'joint_states:=/wx250s/joint_states',
-        ],
+    process = start_node(
+        VENV / 'lib' / 'openvla_ros' / 'safety_monitor',
+        'safety_monitor',
+        share_dir() / 'config' / 'widowx_bridge.yaml',  # the launch's
+        'joint_states:=/wx250s/joint_states',
         env=env,
         cwd='/',
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
-    try:
-        deadline = 60.0
-        step = 0.1
-        while deadline > 0 and 'safety_monitor' not in graph_probe.get_node_names():
-            assert process.poll() is None, process.stdout.read()[-3000:]
-            threading.Event().wait(step)
-            deadline -= step
-        assert 'safety_monitor' in graph_probe.get_node_names(), 'node never appeared'
-    finally:
-        process.send_signal(signal.SIGINT)
-        out = process.communicate(timeout=30)[0]
-    assert process.returncode in EXIT_CODES_AFTER_SIGINT, out[-3000:]
+    with sigint_on_exit(process, timeout=30) as outputs:
+        wait_for_nodes(graph_probe, ['safety_monitor'], 60, [process], period=0.1)
+    assert process.returncode in EXIT_CODES_AFTER_SIGINT, outputs[0][-3000:]

@@ -4,14 +4,12 @@ the profile YAML parsed by rcl's own parameter-file parser, and a clean exit on 
 from __future__ import annotations
 
 from functools import partial
-import os
 from pathlib import Path
-import signal
 import subprocess
 import sys
 
 import pytest
-from ros_helpers import Probe, wait_for
+from ros_helpers import assert_running, Probe, sigint_on_exit, start_node, wait_for, wait_for_nodes
 
 from openvla_ros.msg import EndEffectorTarget, SafetyStatus
 from openvla_ros.nodes._common import spun_node
@@ -21,11 +19,8 @@ BIN = Path(sys.prefix) / 'bin'
 
 
 def start(executable: str, name: str, profile: str = 'widowx_bridge') -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(BIN / executable), '--ros-args', '-r', f'__node:={name}',
-         '--params-file', str(ROOT / 'config' / f'{profile}.yaml'),
-         '-r', 'joint_states:=/wx250s/joint_states'],
-        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return start_node(BIN / executable, name, ROOT / 'config' / f'{profile}.yaml',
+                      'joint_states:=/wx250s/joint_states')
 
 
 @pytest.fixture
@@ -41,22 +36,16 @@ def test_the_safety_monitor_and_limiter_start_from_the_profile_yaml_and_exit_cle
     probe.listen(EndEffectorTarget, '/openvla/ee_target')
     processes = [start('safety_monitor', 'safety_monitor', profile),
                  start('action_limiter', 'action_limiter', profile)]
-    try:
+    with sigint_on_exit(*processes, timeout=20) as outputs:
         wait_for(lambda: len(probe.messages('/openvla/safety_status')) >= 3, 30,
                  'SafetyStatus from the safety_monitor process')
         # both processes up before the SIGINT below (the limiter publishes nothing without a pose)
-        wait_for(lambda: {'action_limiter', 'safety_monitor'} <= set(probe.get_node_names()), 30,
-                 'both nodes on the graph')
+        wait_for_nodes(probe, ['action_limiter', 'safety_monitor'], 30)
         status = probe.messages('/openvla/safety_status')[-1]
         # no joint states yet: nothing to hold, nothing may move
         assert status.state == SafetyStatus.STATE_HOLD
         assert list(status.reasons) == ['HALT_FOR_NO_REFERENCE']
         assert probe.messages('/openvla/ee_target') == []  # the limiter waits for a pose too
-        for p in processes:
-            assert p.poll() is None, p.stdout.read()
-    finally:
-        for p in processes:
-            p.send_signal(signal.SIGINT)
-        outputs = [p.communicate(timeout=20)[0] for p in processes]
+        assert_running(*processes)
     for p, out in zip(processes, outputs):
         assert p.returncode == 0, out[-2000:]

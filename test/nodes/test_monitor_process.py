@@ -11,16 +11,14 @@ HALT_FOR_JOINT_VELOCITY_LIMIT for ever: the launched widowx lift_block never lif
 from __future__ import annotations
 
 from functools import partial
-import os
 from pathlib import Path
-import signal
 import subprocess
 import sys
 import threading
 
 import numpy as np
 import pytest
-from ros_helpers import Probe, wait_for
+from ros_helpers import assert_running, Probe, sigint_on_exit, start_node, wait_for
 from sensor_msgs.msg import JointState
 
 from openvla_ros.control import get_kinematics
@@ -37,23 +35,12 @@ Q0 = np.array([0.0, -0.3, 0.4, 0.0, 1.2, 0.0])  # wx250s, inside the profile's s
 
 
 def start_monitor() -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            str(BIN / 'safety_monitor'),
-            '--ros-args',
-            '-r',
-            '__node:=safety_monitor',
-            '--params-file',
-            str(ROOT / 'config' / f'{PROFILE}.yaml'),
-            '-r',
-            'joint_states:=/wx250s/joint_states',
-            '-r',
-            'image:=/camera/image_raw',
-        ],
-        env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    return start_node(
+        BIN / 'safety_monitor',
+        'safety_monitor',
+        ROOT / 'config' / f'{PROFILE}.yaml',
+        'joint_states:=/wx250s/joint_states',
+        'image:=/camera/image_raw',
     )
 
 
@@ -106,7 +93,7 @@ def test_after_a_tracking_error_hold_targets_at_the_measured_pose_pass_again(pro
     assert bounds.contains(away)
     probe.listen(SafetyStatus, '/openvla/safety_status')
     process = start_monitor()
-    try:
+    with sigint_on_exit(process, timeout=20) as outputs:
         with Feeder(probe, kin, away) as feeder:
             wait_for(
                 lambda: any(
@@ -128,8 +115,5 @@ def test_after_a_tracking_error_hold_targets_at_the_measured_pose_pass_again(pro
                 'targets at the measured pose passing again after the tracking hold (not '
                 'HALT_FOR_JOINT_VELOCITY_LIMIT from a stale IK seed)',
             )
-        assert process.poll() is None, process.stdout.read()
-    finally:
-        process.send_signal(signal.SIGINT)
-        out = process.communicate(timeout=20)[0]
-    assert process.returncode == 0, out[-2000:]
+        assert_running(process)
+    assert process.returncode == 0, outputs[0][-2000:]
