@@ -2,11 +2,11 @@
 (fused DINOv2 + SigLIP ViTs read at their penultimate block, the fused GELU projector, Llama,
 256-bin action tokens, the padded 32064-token vocabulary), at small widths and depths.
 
-Built from the model package's public pieces (`tiny_config`, `OpenVLAForActionPrediction`,
-`init_tiny_weights`, `save_checkpoint`); only the sizes differ from `openvla/openvla-7b`, plus the
-image side: OpenVLA's config carries `image_sizes` (Prismatic also has 384 px variants) and this
-model reads 112 px images (8 x 8 = 64 patches of 14 px instead of 256), which cuts the vision and
-Llama sequence cost about 4x. The choice was measured (docs/learning.md).
+Built and saved as a tiny model is (`openvla_ros.model.tiny.make_tiny_model`, action rows
+unscaled); only the sizes differ from `openvla/openvla-7b`, plus the image side: OpenVLA's config
+carries `image_sizes` (Prismatic also has 384 px variants) and this model reads 112 px images
+(8 x 8 = 64 patches of 14 px instead of 256), which cuts the vision and Llama sequence cost about
+4x. The choice was measured (docs/learning.md).
 """
 
 from __future__ import annotations
@@ -66,17 +66,7 @@ def make_small_model(
     Raises:
         KeyError: unknown spec name.
     """
-    import torch
-
-    from openvla_ros.model import constants as const
-    from openvla_ros.model.modeling import OpenVLAForActionPrediction
-    from openvla_ros.model.processor import ImageTransformConfig
-    from openvla_ros.model.tiny import (
-        init_tiny_weights,
-        save_checkpoint,
-        tiny_config,
-        TinySpec,
-    )
+    from openvla_ros.model.tiny import make_tiny_model, TinySpec
 
     if isinstance(spec, str):
         if spec not in SMALL_SPECS:
@@ -95,18 +85,12 @@ def make_small_model(
         llm_intermediate=spec.llm_intermediate,
         action_row_scale=1.0,
     )
-    config = tiny_config(tiny, norm_stats=dict(norm_stats or {}))
-    config.image_sizes = [spec.image_size, spec.image_size]
-    state = torch.random.get_rng_state()
-    try:
-        model = OpenVLAForActionPrediction(config)
-    finally:
-        torch.random.set_rng_state(state)
-    init_tiny_weights(model, seed, tiny)
-    out = save_checkpoint(model, out_dir)
-    image = ImageTransformConfig(image_sizes=(spec.image_size, spec.image_size))
-    (out / const.PREPROCESSOR_CONFIG_NAME).write_text(
-        json.dumps(image.to_preprocessor_config(), indent=2) + '\n'
+    out = make_tiny_model(
+        out_dir,
+        seed=seed,
+        spec=tiny,
+        norm_stats=dict(norm_stats or {}),
+        image_size=spec.image_size,
     )
     (out / 'small_model.json').write_text(json.dumps(spec.to_dict(), indent=2) + '\n')
     return out

@@ -60,10 +60,14 @@ def load_sample_norm_stats() -> dict[str, Any]:
 
 
 def tiny_config(
-    spec: TinySpec | None = None, norm_stats: dict[str, Any] | None = None
+    spec: TinySpec | None = None,
+    norm_stats: dict[str, Any] | None = None,
+    image_size: int | None = None,
 ) -> OpenVLAConfig:
-    """The `OpenVLAConfig` of a tiny model."""
+    """The `OpenVLAConfig` of a tiny model; image_size: the square input side of both backbones
+    (default: OpenVLA's, `constants.IMAGE_SIZES`)."""
     spec = spec or TinySpec()
+    sizes = {} if image_size is None else {'image_sizes': [image_size, image_size]}
     text_config = dict(const.LLAMA2_7B_TEXT_CONFIG)
     text_config.update(
         hidden_size=spec.llm_hidden,
@@ -87,6 +91,7 @@ def tiny_config(
                 'num_heads': spec.siglip_heads,
             },
         ],
+        **sizes,
     )
 
 
@@ -124,12 +129,19 @@ def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def build_tiny_model(seed: int = 0, spec: TinySpec | None = None) -> OpenVLAForActionPrediction:
-    """A tiny model in memory, weights rounded to bfloat16 like the stored checkpoint."""
+def build_tiny_model(
+    seed: int = 0,
+    spec: TinySpec | None = None,
+    *,
+    norm_stats: dict[str, Any] | None = None,
+    image_size: int | None = None,
+) -> OpenVLAForActionPrediction:
+    """A tiny model in memory, weights rounded to bfloat16 like the stored checkpoint
+    (norm_stats and image_size as in `tiny_config`)."""
     spec = spec or TinySpec()
     torch_state = torch.random.get_rng_state()
     try:
-        model = OpenVLAForActionPrediction(tiny_config(spec))
+        model = OpenVLAForActionPrediction(tiny_config(spec, norm_stats, image_size))
     finally:
         torch.random.set_rng_state(torch_state)  # building must not disturb the caller's RNG
     init_tiny_weights(model, seed, spec)
@@ -172,7 +184,9 @@ def save_checkpoint(
         json.dumps(index_json, indent=2, sort_keys=True) + '\n'
     )
     model.config.to_json_file(out / const.CONFIG_NAME)
-    preprocessor = ImageTransformConfig().to_preprocessor_config()
+    # the image side the model was built for (OpenVLA's 224 px unless its config says otherwise)
+    image = ImageTransformConfig(image_sizes=tuple(model.config.image_sizes))
+    preprocessor = image.to_preprocessor_config()
     (out / const.PREPROCESSOR_CONFIG_NAME).write_text(json.dumps(preprocessor, indent=2) + '\n')
     stats = model.config.norm_stats or {}
     (out / const.DATASET_STATISTICS_NAME).write_text(json.dumps(stats, indent=2) + '\n')
@@ -187,13 +201,24 @@ def save_checkpoint(
     return out
 
 
-def make_tiny_model(out_dir: str | Path, *, seed: int = 0, spec: TinySpec | None = None) -> Path:
+def make_tiny_model(
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    spec: TinySpec | None = None,
+    norm_stats: dict[str, Any] | None = None,
+    image_size: int | None = None,
+) -> Path:
     """Build and save a tiny OpenVLA checkpoint; returns the directory.
 
     Args:
         out_dir: where to write (created if needed; existing files of the same names are replaced).
         seed: weight seed; the same seed gives the same weights.
         spec: toy widths (default `TinySpec()`).
+        norm_stats: config norm_stats (default: the real sample statistics).
+        image_size: square input side of both backbones, also in preprocessor_config.json
+            (default: OpenVLA's 224 px).
     """
     spec = spec or TinySpec()
-    return save_checkpoint(build_tiny_model(seed, spec), out_dir)
+    model = build_tiny_model(seed, spec, norm_stats=norm_stats, image_size=image_size)
+    return save_checkpoint(model, out_dir)
