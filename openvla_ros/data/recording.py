@@ -464,10 +464,7 @@ def build_episodes(streams: Streams, config: RecordConfig) -> list[Episode]:
         if not instruction:
             continue
         if current is None or instruction != current['instruction']:
-            if current is not None:
-                episodes.append(_finish(current, streams.source))
-            current = {'instruction': instruction, 'images': [], 'actions': [], 'times': []}
-            current['dropped'] = 0
+            current = _next_episode(episodes, current, instruction, streams.source)
         if texts[k + 1].strip() != instruction:
             continue  # the next pose belongs to the next task
         delta = space.delta_between(streams.poses[pose_idx[k]], streams.poses[pose_idx[k + 1]])
@@ -519,10 +516,7 @@ def _label_episodes(streams: Streams, config: RecordConfig) -> list[Episode]:
         if not instruction or image_idx[j] < 0:
             continue
         if current is None or instruction != current['instruction']:
-            if current is not None:
-                episodes.append(_finish(current, streams.source))
-            current = {'instruction': instruction, 'images': [], 'actions': [], 'times': []}
-            current['dropped'] = 0
+            current = _next_episode(episodes, current, instruction, streams.source)
             previous_gripper = None
         still = np.all(np.abs(label[:6]) <= config.zero_tolerance)
         if config.drop_zero_actions and still and label[6] == previous_gripper:
@@ -536,6 +530,16 @@ def _label_episodes(streams: Streams, config: RecordConfig) -> list[Episode]:
     if current is not None:
         episodes.append(_finish(current, streams.source))
     return [e for e in episodes if len(e) >= config.min_steps]
+
+
+def _next_episode(
+    episodes: list[Episode], current: dict[str, Any] | None, instruction: str, source: str
+) -> dict[str, Any]:
+    """A new instruction starts a new episode: finishes the current one (if any) into episodes
+    and returns an empty one for instruction."""
+    if current is not None:
+        episodes.append(_finish(current, source))
+    return {'instruction': instruction, 'images': [], 'actions': [], 'times': [], 'dropped': 0}
 
 
 def _finish(current: dict[str, Any], source: str) -> Episode:
