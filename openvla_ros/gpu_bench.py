@@ -111,6 +111,13 @@ class Row:
     max_abs_action_diff: float | None = None
     note: str = ''
 
+    def set_agreement(self, agree: dict[str, float]) -> None:
+        """The agreement columns from `agreement` (tokens and actions against a reference)."""
+        self.token_agreement = agree['token_agreement']
+        self.action_agreement = agree['action_agreement']
+        self.mean_abs_action_diff = agree['mean_abs_action_diff']
+        self.max_abs_action_diff = agree['max_abs_action_diff']
+
 
 @dataclass
 class Report:
@@ -243,10 +250,7 @@ class Bench:
                   note=note)
         if against:
             agree = self.agreement(tokens, against)
-            row.token_agreement = agree['token_agreement']
-            row.action_agreement = agree['action_agreement']
-            row.mean_abs_action_diff = agree['mean_abs_action_diff']
-            row.max_abs_action_diff = agree['max_abs_action_diff']
+            row.set_agreement(agree)
         self.report.rows.append(row.__dict__)
         log.info('%s %s: p50 %.1f ms, %.2f actions/s, agreement %s', path, precision, row.p50_ms,
                  row.actions_per_s, row.token_agreement)
@@ -283,10 +287,7 @@ class Bench:
                      if i % len(self.images) in reference}
             if known:
                 agree = self.agreement(batched, known)
-                row.token_agreement = agree['token_agreement']
-                row.action_agreement = agree['action_agreement']
-                row.mean_abs_action_diff = agree['mean_abs_action_diff']
-                row.max_abs_action_diff = agree['max_abs_action_diff']
+                row.set_agreement(agree)
                 row.note += '; agreement vs the same precision at batch 1'
                 self.check(f'{precision} batch {batch} vs batch 1',
                            agree['token_agreement'] >= MIN_BATCH_AGREEMENT,
