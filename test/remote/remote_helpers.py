@@ -8,6 +8,7 @@ them, and nothing has to poll for readiness.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import socket
 import threading
 import time
 from typing import Any
@@ -30,6 +31,28 @@ def images(n: int, seed: int = 0, size: tuple[int, int] = (120, 160)) -> list[np
     """n random RGB frames (different sizes from the model's 224 x 224 on purpose)."""
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def read_until_closed(
+    sock: socket.socket, limit_s: float, *, reset_is_close: bool = True
+) -> bytes:
+    """Everything the server sends until it closes the connection.
+
+    A reset counts as a close (a server that closes with unread data resets the connection)
+    unless reset_is_close is false. Raises AssertionError when the connection is still open after
+    ``limit_s``.
+    """
+    sock.settimeout(limit_s)
+    data = b''
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        raise AssertionError(f'still open after {limit_s} s; got {data!r}') from None
+    except ConnectionResetError:
+        if not reset_is_close:
+            raise
+    return data
 
 
 @dataclass

@@ -20,7 +20,7 @@ import httpx
 import json_numpy
 from PIL import Image
 import pytest
-from remote_helpers import images
+from remote_helpers import images, read_until_closed
 
 from openvla_ros.remote.protocol import encode_array
 from openvla_ros.remote.server import CONNECTION_PATH, LogRateLimit, OTHER_PATH, ServerSettings
@@ -86,24 +86,6 @@ def _good_predict(url: str) -> int:
 
 def _connect(port: int) -> socket.socket:
     return socket.create_connection(('127.0.0.1', port), timeout=10)
-
-
-def _read_until_closed(sock: socket.socket, limit_s: float) -> tuple[bytes, float]:
-    """Everything the server sends until it closes the connection, and when that was.
-
-    Raises AssertionError when the connection is still open after ``limit_s``.
-    """
-    started = time.monotonic()
-    sock.settimeout(limit_s)
-    data = b''
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except TimeoutError:
-        raise AssertionError(f'still open after {limit_s} s; got {data!r}') from None
-    except ConnectionResetError:
-        pass  # closed with unread data: a reset is a close too
-    return data, time.monotonic() - started
 
 
 def _status(response: bytes) -> int:
@@ -237,7 +219,7 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(serv
     running = serve(policy, _settings(header_timeout_s=1.5))
     with _connect(running.port) as stalled:
         assert _good_predict(running.url) == 200  # another client is served meanwhile
-        data, _ = _read_until_closed(stalled, limit_s=10)
+        data = read_until_closed(stalled, limit_s=10)
     assert data == b''  # nothing was asked, nothing is answered
 
 
@@ -246,7 +228,7 @@ def test_half_sent_headers_get_408_and_a_close_after_the_header_timeout(serve, p
     with _connect(running.port) as stalled:
         stalled.sendall(b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Ty')
         assert _good_predict(running.url) == 200
-        data, _ = _read_until_closed(stalled, limit_s=10)
+        data = read_until_closed(stalled, limit_s=10)
     assert _status(data) == 408 and b'header_timeout' in data
     assert _metrics(running.url)['requests_by_path'][CONNECTION_PATH] == 1
 
@@ -265,7 +247,7 @@ def test_headers_dripped_a_byte_at_a_time_still_time_out(serve, policy) -> None:
             time.sleep(0.05)  # 250 bytes take 12 s: far past the deadline
             if time.monotonic() - started > 20:
                 break
-        data, _ = _read_until_closed(slow, limit_s=10)
+        data = read_until_closed(slow, limit_s=10)
     assert _status(data) == 408
     assert time.monotonic() - started < 20  # closed long before all bytes could be sent
 
@@ -281,7 +263,7 @@ def test_headers_and_half_a_body_get_408_and_a_close_after_the_body_timeout(
             'Content-Length: 1000\r\n\r\n{"image": '.encode()
         )
         assert _good_predict(running.url) == 200
-        data, _ = _read_until_closed(stalled, limit_s=10)
+        data = read_until_closed(stalled, limit_s=10)
     assert _status(data) == 408
     head = data.split(b'\r\n\r\n')[0].lower()
     assert b'connection: close' in head
@@ -298,7 +280,7 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(
     running = serve(policy, _settings(keep_alive_s=1.0))
     with _connect(running.port) as client:
         client.sendall(b'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
-        data, _ = _read_until_closed(client, limit_s=10)
+        data = read_until_closed(client, limit_s=10)
     assert _status(data) == 200 and b'"ready"' in data
 
 
@@ -309,7 +291,7 @@ def test_an_early_error_closes_the_connection_so_the_unread_body_cannot_hold_it(
     running = serve(policy, _settings(token='s3cret', keep_alive_s=30, body_timeout_s=30))
     with _connect(running.port) as client:
         client.sendall(b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{')
-        data, _ = _read_until_closed(client, limit_s=10)
+        data = read_until_closed(client, limit_s=10)
     assert _status(data) == 401 and b'connection: close' in data.lower()
 
 
@@ -320,7 +302,7 @@ def test_connections_over_the_limit_get_503_and_the_server_recovers(serve, polic
     try:
         wait_for(lambda: len(state.connections) == 4, 10, 'four open connections')
         with _connect(running.port) as extra:
-            data, _ = _read_until_closed(extra, limit_s=10)
+            data = read_until_closed(extra, limit_s=10)
         assert _status(data) == 503 and b'too_many_connections' in data
     finally:
         for sock in held:
@@ -402,7 +384,7 @@ def test_a_flood_of_unparsable_requests_writes_a_bounded_log(serve, policy, serv
     for _ in range(60):
         with _connect(running.port) as client:
             client.sendall(b'NOT HTTP AT ALL\r\n\r\n')
-            data, _ = _read_until_closed(client, limit_s=10)
+            data = read_until_closed(client, limit_s=10)
             assert _status(data) == 400
     invalid = [m for m in server_log.messages() if 'Invalid HTTP' in m]
     assert 1 <= len(invalid) <= 20, len(invalid)  # a burst of 20 per 10 s, not 60

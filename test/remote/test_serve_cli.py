@@ -15,6 +15,7 @@ import time
 
 import httpx
 import pytest
+from remote_helpers import read_until_closed
 
 from openvla_ros.cli import serve
 
@@ -93,17 +94,6 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float) -> None:
     raise AssertionError(f'the server was not ready within {timeout_s} s')
 
 
-def _closed_within(sock: socket.socket, limit_s: float) -> bytes:
-    sock.settimeout(limit_s)
-    data = b''
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except TimeoutError:
-        raise AssertionError(f'still open after {limit_s} s') from None
-    return data
-
-
 def test_the_served_process_closes_stalled_clients_and_logs_no_traceback(
     tiny_model_dir, tmp_path
 ) -> None:
@@ -133,7 +123,7 @@ def test_the_served_process_closes_stalled_clients_and_logs_no_traceback(
         stalled = [socket.create_connection(('127.0.0.1', port), timeout=10) for _ in range(3)]
         stalled[1].sendall(b'GET /health HTTP/1.1\r\nHo')
         stalled[2].sendall(b'POST /act HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\n{')
-        answers = [_closed_within(sock, 10) for sock in stalled]
+        answers = [read_until_closed(sock, 10, reset_is_close=False) for sock in stalled]
         assert answers[0] == b''
         assert answers[1].startswith(b'HTTP/1.1 408') and answers[2].startswith(b'HTTP/1.1 408')
         with socket.create_connection(('127.0.0.1', port), timeout=10) as leaving:
