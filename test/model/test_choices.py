@@ -1,4 +1,4 @@
-"""The model's choice lists are one torch-free module that the CLI, the nodes and the launch read."""
+"""The model choices: one torch-free module read by the CLI, the nodes and the launch."""
 
 from __future__ import annotations
 
