@@ -72,19 +72,9 @@ def make_small_model(
         if spec not in SMALL_SPECS:
             raise KeyError(f'unknown model size {spec!r}; choose one of {sorted(SMALL_SPECS)}')
         spec = SMALL_SPECS[spec]
-    tiny = TinySpec(
-        vit_embed_dim=spec.vit_embed_dim,
-        vit_depth=spec.vit_depth,
-        vit_heads=spec.vit_heads,
-        siglip_embed_dim=spec.siglip_embed_dim,
-        siglip_depth=spec.siglip_depth,
-        siglip_heads=spec.siglip_heads,
-        llm_hidden=spec.llm_hidden,
-        llm_layers=spec.llm_layers,
-        llm_heads=spec.llm_heads,
-        llm_intermediate=spec.llm_intermediate,
-        action_row_scale=1.0,
-    )
+    # the widths are TinySpec's fields by name; the action rows keep their initial scale
+    widths = {k: v for k, v in spec.to_dict().items() if k != 'image_size'}
+    tiny = TinySpec(**widths, action_row_scale=1.0)
     out = make_tiny_model(
         out_dir,
         seed=seed,
