@@ -18,6 +18,8 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from openvla_ros.nodes._common import wait_until
+
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -33,12 +35,8 @@ def wait_for(
     predicate: Callable[[], bool], timeout: float, what: str, period: float = 0.02
 ) -> None:
     """Waits until predicate() is true; fails the test with `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(period)
-    raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+    if not wait_until(predicate, timeout, period):
+        raise AssertionError(f'timed out after {timeout} s waiting for {what}')
 
 
 def start_node(

@@ -30,6 +30,7 @@ __all__ = [
     'spinning',
     'spun_node',
     'stamp_to_sec',
+    'wait_until',
 ]
 
 # The e-stop subscription: reliable, so that no e-stop message is dropped, and volatile, so that
@@ -208,6 +209,18 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, period: float = 0.05) -> bool:
+    """Polls predicate every `period` [s] (the nodes spin elsewhere) until it is true or `timeout`
+    [s] has passed; returns its last value. A predicate may raise to give up early (a process
+    died, a model failed to load)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return predicate()
 
 
 @contextmanager

@@ -37,7 +37,7 @@ from std_msgs.msg import String
 from openvla_ros.dds_transport import large_frame_env
 from openvla_ros.graph import build_graph, GraphArgs, NodeSpec
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
-from openvla_ros.nodes._common import spun_node
+from openvla_ros.nodes._common import spun_node, wait_until
 from openvla_ros.nodes._conversions import header_stamp_from_cdr
 from openvla_ros.profiles import config_dir
 from openvla_ros.runner import private_domain_id
@@ -157,14 +157,15 @@ def measure_graph_cpu(
     }
     with spun_node(partial(_Probe, args.camera_topic, joint_states)) as probe:
         try:
-            deadline = time.monotonic() + start_timeout
-            while probe.counts['seen:/openvla/ee_target'] == 0:
+
+            def started() -> bool:
                 dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
                 if dead:
                     raise RuntimeError(f'node processes exited during start-up: {dead}')
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f'no /openvla/ee_target within {start_timeout:.0f} s')
-                time.sleep(0.1)
+                return probe.counts['seen:/openvla/ee_target'] > 0
+
+            if not wait_until(started, start_timeout, period=0.1):
+                raise RuntimeError(f'no /openvla/ee_target within {start_timeout:.0f} s')
             instruction = get_task(task, str(_robot(profile))).instruction
             end_warmup = time.monotonic() + warmup
             while time.monotonic() < end_warmup:

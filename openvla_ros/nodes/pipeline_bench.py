@@ -25,7 +25,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from openvla_ros.msg import ActionChunk
-from openvla_ros.nodes._common import spinning
+from openvla_ros.nodes._common import spinning, wait_until
 from openvla_ros.nodes.policy_node import PolicyNode
 from openvla_ros.runner import private_domain_id
 
@@ -82,11 +82,12 @@ def measure_pipeline_overhead(
     try:
         with spinning(executor, period=0.01):
             try:
-                deadline = time.monotonic() + timeout
-                while not policy.ready:
-                    if time.monotonic() > deadline or policy.message.startswith('could not load'):
-                        raise RuntimeError(f'policy did not load: {policy.message}')
-                    time.sleep(0.05)
+
+                def loaded_or_failed() -> bool:
+                    return policy.ready or policy.message.startswith('could not load')
+
+                if not wait_until(loaded_or_failed, timeout) or not policy.ready:
+                    raise RuntimeError(f'policy did not load: {policy.message}')
                 while (
                     instruction_pub.get_subscription_count() == 0
                     or image_pub.get_subscription_count() == 0

@@ -12,7 +12,7 @@ import os
 import unittest
 
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch_probe import InstructionSender, wait_until, watch_lift, watch_topics
+from launch_probe import InstructionSender, watch_lift, watch_topics
 import launch_testing.actions
 import launch_testing.asserts
 from rclpy.node import Node
@@ -24,7 +24,7 @@ from openvla_ros.launch_checks import (
     lift_check_for,
     topics_to_wait_for,
 )
-from openvla_ros.nodes._common import spun_node
+from openvla_ros.nodes._common import spun_node, wait_until
 from openvla_ros.profiles import share_dir
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')

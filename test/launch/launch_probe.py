@@ -1,13 +1,13 @@
 """The rclpy side of openvla_ros.launch_checks, shared by the launch_testing tests (ROS machines)
-and the unit tests that run here: subscriptions with each check's QoS, the instruction sender,
-and waiting with a timeout. (rclpy stays out of the package core, so this lives with the tests.)
+and the unit tests that run here: subscriptions with each check's QoS and the instruction sender
+(waiting with a timeout: openvla_ros.nodes._common.wait_until). (rclpy stays out of the package
+core, so this lives with the tests.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 import importlib
-import time
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -97,13 +97,3 @@ class InstructionSender:
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Polls predicate (the node is spun elsewhere) until true or timeout [s]; returns it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from launch_probe import InstructionSender, to_qos, wait_until, watch_lift, watch_topics
+from launch_probe import InstructionSender, to_qos, watch_lift, watch_topics
 import pytest
 from rclpy.node import Node
 from rclpy.qos import ReliabilityPolicy
@@ -26,6 +26,7 @@ from openvla_ros.launch_checks import (
     topics_to_wait_for,
     TopicWatch,
 )
+from openvla_ros.nodes._common import wait_until
 from openvla_ros.profiles import PROFILES
 from openvla_ros.runner import GraphRunner
 
