@@ -88,14 +88,15 @@ def measure_pipeline_overhead(
 
                 if not wait_until(loaded_or_failed, timeout) or not policy.ready:
                     raise RuntimeError(f'policy did not load: {policy.message}')
-                while (
-                    instruction_pub.get_subscription_count() == 0
-                    or image_pub.get_subscription_count() == 0
-                ):
-                    time.sleep(0.01)
+                def matched() -> bool:
+                    return (instruction_pub.get_subscription_count() > 0
+                            and image_pub.get_subscription_count() > 0)
+
+                if not wait_until(matched, timeout, period=0.01):
+                    raise RuntimeError(f'the policy node did not subscribe within {timeout} s')
                 instruction_pub.publish(String(data='put the spoon on the towel'))
-                while policy.state != 1:  # PolicyStatus.STATE_RUNNING
-                    time.sleep(0.01)
+                if not wait_until(lambda: policy.state == 1, timeout, period=0.01):  # RUNNING
+                    raise RuntimeError(f'the policy did not start running within {timeout} s')
                 round_trips, model_times = [], []
                 for i in range(warmup + n):
                     got.clear()
