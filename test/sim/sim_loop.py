@@ -15,11 +15,9 @@ POLICY_DT = 0.2  # 5 Hz, like OpenVLA's WidowX evaluation
 
 
 def get_control_kinematics(robot: str):
-    """The colleague's control kinematics, or None when that module is not importable."""
-    try:
-        from openvla_ros.control.kinematics import get_kinematics
-    except ImportError:  # pragma: no cover - only while control/ is being written
-        return None
+    """The control core's kinematics of ``robot`` (the same IK the adapters use)."""
+    from openvla_ros.control.kinematics import get_kinematics  # noqa: PLC0415
+
     return get_kinematics(robot)
 
 
@@ -40,8 +38,6 @@ def run_expert_episode(world: SimWorld, expert: ScriptedExpert, seed: int,
     one policy period (``ik_dt``; None disables that check) and keeps the last joints then.
     """
     kin = get_control_kinematics(world.robot)
-    if kin is None:  # pragma: no cover
-        raise RuntimeError('openvla_ros.control.kinematics is not available')
     world.reset(seed=seed)
     q_cmd = world.arm_targets
     target = kin.fk(q_cmd)

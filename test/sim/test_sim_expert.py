@@ -9,12 +9,9 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
-from sim_loop import get_control_kinematics, run_expert_episode  # noqa: E402
+from sim_loop import run_expert_episode  # noqa: E402
 
 from openvla_ros.sim import apply_action, ScriptedExpert, SimWorld  # noqa: E402
-
-needs_kinematics = pytest.mark.skipif(get_control_kinematics('wx250s') is None,
-                                      reason='openvla_ros.control.kinematics not importable')
 
 
 def _start_target() -> np.ndarray:
@@ -99,10 +96,8 @@ def test_chunks_equal_single_steps():
 
 
 def test_actions_follow_control_delta_convention():
-    try:
-        from openvla_ros.control.actions import apply_delta
-    except ImportError:  # pragma: no cover
-        pytest.skip('openvla_ros.control.actions not importable')
+    from openvla_ros.control.actions import apply_delta  # noqa: PLC0415
+
     rng = np.random.default_rng(0)
     target = _start_target()
     for _ in range(20):
@@ -113,7 +108,6 @@ def test_actions_follow_control_delta_convention():
         target = goal
 
 
-@needs_kinematics
 @pytest.mark.parametrize('name,robot', [('carrot_on_plate', 'wx250s'),
                                         ('spoon_on_towel', 'wx250s'),
                                         ('lift_block', 'wx250s'), ('lift_block', 'panda')])
@@ -125,7 +119,6 @@ def test_expert_succeeds_in_closed_loop(name, robot):
     assert all(r.steps <= world.task.max_steps for r in results)
 
 
-@needs_kinematics
 def test_wrong_expert_episode_fails():
     with SimWorld('wx250s', task='carrot_on_plate') as world:
         result = run_expert_episode(
@@ -135,7 +128,6 @@ def test_wrong_expert_episode_fails():
         assert 'release' in result.phases  # it did drop the carrot, just not on the plate
 
 
-@needs_kinematics
 @pytest.mark.slow
 @pytest.mark.parametrize('name', ['carrot_on_plate', 'spoon_on_towel', 'lift_block'])
 def test_expert_success_rate_over_20_seeds(name):

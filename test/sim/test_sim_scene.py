@@ -78,8 +78,6 @@ def test_panda_tcp_at_zero_and_gripper_width():
 @pytest.mark.parametrize('robot', ['wx250s', 'panda', 'fr3'])
 def test_tcp_matches_control_kinematics(robot):
     kin = get_control_kinematics(robot)
-    if kin is None:  # pragma: no cover
-        pytest.skip('openvla_ros.control.kinematics is not importable')
     spec = robot_spec(robot)
     model = mujoco.MjModel.from_xml_string(build_scene_xml(robot))
     data = mujoco.MjData(model)

@@ -93,8 +93,6 @@ def test_joint_state_and_gripper(wx):
 
 def test_gripper_grasps_and_lifts_block(wx):
     kin = get_control_kinematics('wx250s')
-    if kin is None:  # pragma: no cover
-        pytest.skip('openvla_ros.control.kinematics is not importable')
     wx.reset(seed=0)
     block = np.eye(4)
     block[:3, 3] = [0.3, 0.0, 0.0155]
