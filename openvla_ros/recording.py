@@ -26,22 +26,12 @@ EPISODE_TOPICS = {
 }
 
 
-def _msg_dir() -> Path:
-    from openvla_ros.profiles import share_dir  # noqa: PLC0415
-
-    return share_dir() / 'msg'
-
-
 def openvla_typestore():
-    """A Kilted typestore that also knows ``openvla_ros/msg/*``."""
-    from rosbags.typesys import get_types_from_msg, get_typestore, Stores  # noqa: PLC0415
+    """The typestore bags are written with: ``openvla_ros.data.messages.make_typestore`` (one
+    definition for writing and reading)."""
+    from openvla_ros.data.messages import make_typestore  # noqa: PLC0415
 
-    store = get_typestore(Stores.ROS2_KILTED)
-    types = {}
-    for path in sorted(_msg_dir().glob('*.msg')):
-        types.update(get_types_from_msg(path.read_text(), f'openvla_ros/msg/{path.stem}'))
-    store.register(types)
-    return store
+    return make_typestore()
 
 
 class BagRecorder:

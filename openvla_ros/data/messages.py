@@ -13,6 +13,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from openvla_ros.data.errors import BagReadError
+from openvla_ros.images import compressed_to_rgb, ImageDecodeError, raw_to_rgb
 
 __all__ = [
     'OWN_MESSAGE_TYPES',
@@ -37,14 +38,17 @@ def msg_dir() -> Path:
     return share_dir() / 'msg'
 
 
-def make_typestore(store: str = 'ros2_humble') -> Any:
+def make_typestore(store: str = 'ros2_kilted') -> Any:
     """A rosbags typestore with the standard ROS 2 types plus `openvla_ros/msg/*` registered.
 
     Why: rosbags ships only the standard messages; our EndEffectorTarget must be registered from
-    its .msg text before bags holding it can be read or written.
+    its .msg text before bags holding it can be read or written. One typestore writes our bags
+    (``openvla_ros.recording``) and reads them; the default is the distro of the rclpy wheels
+    the development venv runs (Kilted). The standard messages recorded here (Image,
+    CompressedImage, JointState, String, PoseStamped) have the same layout in Humble and Jazzy.
 
     Args:
-        store: a `rosbags.typesys.Stores` value ('ros2_humble', 'ros2_jazzy', ...).
+        store: a `rosbags.typesys.Stores` value ('ros2_kilted', 'ros2_humble', 'ros2_jazzy', ...).
 
     Raises:
         BagReadError: a .msg file is missing or cannot be parsed.
@@ -82,45 +86,21 @@ def pose_to_matrix(pose: Any) -> np.ndarray:
 
 
 def decode_image(msg: Any, msgtype: str) -> np.ndarray:
-    """sensor_msgs/Image or CompressedImage -> (H, W, 3) uint8 RGB.
+    """sensor_msgs/Image or CompressedImage -> (H, W, 3) uint8 RGB, with the policy node's
+    decoder (``openvla_ros.images``), so that a dataset sees the pixels the node would.
 
     Args:
         msg: the deserialized message.
         msgtype: its type name.
 
     Raises:
-        BagReadError: an unsupported encoding or a buffer of the wrong size.
+        BagReadError: an unsupported encoding, a buffer that does not match the header, or bytes
+            that do not decode.
     """
-    import cv2
-
-    if msgtype.endswith('CompressedImage'):
-        buffer = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-        bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise BagReadError(f'cannot decode a CompressedImage in format {msg.format!r}')
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    channels = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
-    encoding = str(msg.encoding).lower()
-    if encoding not in channels:
-        raise BagReadError(
-            f'unsupported image encoding {msg.encoding!r}; supported: {", ".join(channels)}'
-        )
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-    n = channels[encoding]
-    if step < width * n or data.size < height * step:
-        raise BagReadError(
-            f'image buffer of {data.size} bytes does not fit {height}x{width} {encoding} '
-            f'(step {step})'
-        )
-    rows = data[: height * step].reshape(height, step)[:, : width * n]
-    pixels = rows.reshape(height, width, n)
-    if encoding == 'rgb8':
-        return pixels.copy()
-    if encoding == 'bgr8':
-        return pixels[:, :, ::-1].copy()
-    if encoding == 'rgba8':
-        return pixels[:, :, :3].copy()
-    if encoding == 'bgra8':
-        return pixels[:, :, 2::-1].copy()
-    return np.repeat(pixels, 3, axis=2)
+    try:
+        if msgtype.endswith('CompressedImage'):
+            return compressed_to_rgb(str(msg.format), bytes(msg.data))
+        return raw_to_rgb(str(msg.encoding).lower(), int(msg.height), int(msg.width),
+                          int(msg.step), bytes(msg.data))
+    except ImageDecodeError as exc:
+        raise BagReadError(str(exc)) from exc
