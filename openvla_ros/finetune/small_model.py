@@ -11,40 +11,46 @@ carries `image_sizes` (Prismatic also has 384 px variants) and this model reads 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 import json
 from pathlib import Path
 from typing import Any
+
+from openvla_ros.model.tiny import TinySpec
 
 __all__ = ['SMALL_SPECS', 'SmallSpec', 'make_small_model']
 
 
 @dataclass(frozen=True)
 class SmallSpec:
-    """Widths, depths and image side of a small model."""
+    """A small model: the widths and depths of `TinySpec` (one definition of the architecture's
+    knobs) and the image side."""
 
-    vit_embed_dim: int = 64
-    vit_depth: int = 4
-    vit_heads: int = 2
-    siglip_embed_dim: int = 64
-    siglip_depth: int = 4
-    siglip_heads: int = 2
-    llm_hidden: int = 96
-    llm_layers: int = 2
-    llm_heads: int = 2
-    llm_intermediate: int = 192
+    widths: TinySpec = field(default_factory=lambda: TinySpec(
+        vit_embed_dim=64, vit_depth=4, siglip_embed_dim=64, siglip_depth=4, llm_hidden=96,
+        llm_intermediate=192, action_row_scale=1.0))
     image_size: int = 112
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The widths and the image side, flat (``small_model.json``; the action-row scale is a
+        training detail, not a size)."""
+        widths = {k: v for k, v in asdict(self.widths).items() if k != 'action_row_scale'}
+        return {**widths, 'image_size': self.image_size}
+
+
+def _widths(vit: int, vit_depth: int, vit_heads: int, llm: int, llm_layers: int,
+            llm_mlp: int) -> TinySpec:
+    """Both ViTs alike; the action rows keep their initial scale."""
+    return TinySpec(vit, vit_depth, vit_heads, vit, vit_depth, vit_heads, llm, llm_layers, 2,
+                    llm_mlp, action_row_scale=1.0)
 
 
 #: Named sizes; 'small' is what `openvla-ros learn` uses (docs/learning.md has the measurements).
 SMALL_SPECS: dict[str, SmallSpec] = {
-    'micro': SmallSpec(32, 3, 2, 32, 3, 2, 64, 2, 2, 128, 112),
+    'micro': SmallSpec(_widths(32, 3, 2, 64, 2, 128)),
     'small': SmallSpec(),
     'small224': SmallSpec(image_size=224),
-    'medium': SmallSpec(96, 6, 3, 96, 6, 3, 128, 3, 2, 256, 112),
+    'medium': SmallSpec(_widths(96, 6, 3, 128, 3, 256)),
 }
 
 
@@ -66,19 +72,16 @@ def make_small_model(
     Raises:
         KeyError: unknown spec name.
     """
-    from openvla_ros.model.tiny import make_tiny_model, TinySpec
+    from openvla_ros.model.tiny import make_tiny_model  # noqa: PLC0415
 
     if isinstance(spec, str):
         if spec not in SMALL_SPECS:
             raise KeyError(f'unknown model size {spec!r}; choose one of {sorted(SMALL_SPECS)}')
         spec = SMALL_SPECS[spec]
-    # the widths are TinySpec's fields by name; the action rows keep their initial scale
-    widths = {k: v for k, v in spec.to_dict().items() if k != 'image_size'}
-    tiny = TinySpec(**widths, action_row_scale=1.0)
     out = make_tiny_model(
         out_dir,
         seed=seed,
-        spec=tiny,
+        spec=spec.widths,
         norm_stats=dict(norm_stats or {}),
         image_size=spec.image_size,
     )
