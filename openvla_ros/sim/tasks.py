@@ -15,20 +15,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from openvla_ros.sim.scene import object_spec, robot_spec
 
-if TYPE_CHECKING:  # pragma: no cover
-    from openvla_ros.sim.world import SimWorld
-
 TABLE_Z = 0.0
 
 # object footprint radii [m] used to keep sampled objects apart
 _FOOTPRINT = {'carrot': 0.048, 'plate': 0.076, 'spoon': 0.075, 'towel': 0.113, 'block': 0.025}
+
+
+class SceneState(Protocol):
+    """What a success predicate reads from a simulator (``SimWorld`` provides it).
+
+    A protocol rather than an import of ``SimWorld``: the world builds its scene from a task, so
+    tasks must not depend on the world (no import cycle).
+    """
+
+    def object_poses(self) -> dict[str, np.ndarray]:
+        """4x4 base-frame pose of every object."""
+
+    def touching(self, body_a: str, body_b: str) -> bool:
+        """Whether bodies ``body_a`` and ``body_b`` are in contact ('gripper': the fingers)."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +110,7 @@ class Task:
             r = 0.035
         return r
 
-    def success(self, world: SimWorld) -> bool:
+    def success(self, world: SceneState) -> bool:
         """The success predicate, computed from the simulator state."""
         poses = world.object_poses()
         obj = poses[self.pick]

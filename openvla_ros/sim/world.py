@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from openvla_ros.sim.errors import SimError  # noqa: E402
 from openvla_ros.sim.scene import build_scene_xml, robot_spec  # noqa: E402
+from openvla_ros.sim.tasks import get_task, Task  # noqa: E402
 
 DEFAULT_OBJECTS = {
     'wx250s': ('carrot', 'plate', 'red_block', 'green_block'),
@@ -88,9 +89,8 @@ class SimWorld:
                  shadows: bool = False) -> None:
         self.spec = robot_spec(robot)
         self.robot = robot
-        self.task = None
+        self.task: Task | None = None
         if task is not None:
-            from openvla_ros.sim.tasks import get_task
             self.task = get_task(task, robot)
             objects = self.task.objects
         else:
@@ -174,7 +174,6 @@ class SimWorld:
 
     def _default_layout(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Objects spread over the reachable part of the table (no task)."""
-        from openvla_ros.sim.tasks import Task
         free = Task(name='free', robot=self.robot, instruction='', objects=self.objects,
                     pick=self.objects[0], place=None)
         return free.sample_object_poses(rng)
