@@ -9,11 +9,12 @@ and inputs. ``fast`` is our static-KV-cache greedy loop.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-import platform
 import resource
 import time
 
 import numpy as np
+
+from openvla_ros.metrics.machine import host_facts
 
 __all__ = [
     'BenchResult',
@@ -46,12 +47,10 @@ def environment(device: str) -> dict[str, str]:
     import transformers  # noqa: PLC0415
 
     env = {
-        'date': time.strftime('%Y-%m-%d'),
+        **{key: str(value) for key, value in host_facts().items()},  # date, python, cpu, nproc
         'device': device,
         'torch': torch.__version__,
         'transformers': transformers.__version__,
-        'python': platform.python_version(),
-        'cpu': _cpu_name(),
         'cpu_threads': str(torch.get_num_threads()),
     }
     if device.startswith('cuda') and torch.cuda.is_available():
@@ -63,17 +62,6 @@ def environment(device: str) -> dict[str, str]:
     except ImportError:
         env['bitsandbytes'] = 'not installed'
     return env
-
-
-def _cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
 
 
 def peak_rss_bytes() -> int:

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-import datetime
 import json
 import math
-import os
-import platform
 import sys
 import time
 
@@ -24,6 +21,7 @@ from openvla_ros.control.config import LimiterConfig, SafetyConfig
 from openvla_ros.control.kinematics import get_kinematics
 from openvla_ros.control.rate_limiter import ActionChunkData, ActionRateLimiter
 from openvla_ros.control.safety import SafetyMonitor
+from openvla_ros.metrics.machine import host_facts
 
 __all__ = ['main', 'run']
 
@@ -39,17 +37,6 @@ def _rate(body: Callable[[int], None], seconds: float) -> float:
         if (count & 15) == 0 and time.perf_counter() >= deadline:
             break
     return count / (time.perf_counter() - start)
-
-
-def _cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as stream:
-            for line in stream:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
 
 
 def run(seconds: float = 1.0) -> dict:
@@ -77,8 +64,9 @@ def run(seconds: float = 1.0) -> dict:
             limiter.submit(ActionChunkData(stamp=now, dt=0.2, actions=chunk_actions), now)
         limiter.step(now)
 
-    monitor = SafetyMonitor(SafetyConfig(workspace_low=(0.1, -0.2, -0.01),
-                                         workspace_high=(0.45, 0.25, 0.30)))
+    monitor = SafetyMonitor(
+        SafetyConfig(workspace_low=(0.1, -0.2, -0.01), workspace_high=(0.45, 0.25, 0.30))
+    )
     monitor.set_reference(start_pose, 1.0)
     targets = []
     for k in range(64):
@@ -109,13 +97,7 @@ def run(seconds: float = 1.0) -> dict:
             kin.ik(target, seed)
 
         results[f'ik_{name}_solves_per_s'] = _rate(solve, seconds)
-    results['machine'] = {
-        'nproc': os.cpu_count(),
-        'cpu': _cpu_model(),
-        'python': platform.python_version(),
-        'date': datetime.date.today().isoformat(),
-        'seconds_per_measurement': seconds,
-    }
+    results['machine'] = {**host_facts(), 'seconds_per_measurement': seconds}
     return results
 
 

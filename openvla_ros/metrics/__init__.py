@@ -1,0 +1,1 @@
+"""Metrics: latency statistics, success intervals, reports and benchmarks."""
