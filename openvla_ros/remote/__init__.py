@@ -1,9 +1,11 @@
 """Remote inference: OpenVLA on a GPU machine, served over HTTP to robots that have none.
 
 ``server`` (FastAPI app with dynamic batching; ``openvla-ros serve``) runs next to the GPU;
-``client`` (`OpenVLAClient`, and `RemoteBackend` for the policy node's ``backend: remote``) runs
-on the robot computer and needs only httpx + numpy + pydantic. The server names are imported
-lazily so that a robot computer without FastAPI can still use the client. See docs/remote.md.
+``client`` (`OpenVLAClient`) runs on the robot computer and needs only httpx + numpy + pydantic.
+The policy node's ``backend: remote`` is `openvla_ros.backends.RemoteBackend`, built on the
+client; this package imports nothing from ``openvla_ros.backends`` (no import cycle). The server
+names are imported lazily so that a robot computer without FastAPI can still use the client. See
+docs/remote.md.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from typing import Any
 
 from openvla_ros.remote.client import (
     OpenVLAClient,
-    RemoteBackend,
     RemoteError,
     RemotePrediction,
     ServerHTTPError,
@@ -29,7 +30,6 @@ __all__ = [
     'OpenVLAClient',
     'PredictRequest',
     'PredictResponse',
-    'RemoteBackend',
     'RemoteError',
     'RemotePrediction',
     'ServerHTTPError',

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from remote_helpers import images, SlowPolicy
 
-from openvla_ros.backends import BackendConfig, BackendResult, make_backend
+from openvla_ros.backends import BackendConfig, BackendResult, make_backend, RemoteBackend
 from openvla_ros.remote.client import (
     OpenVLAClient,
-    RemoteBackend,
     ServerHTTPError,
     ServerNotReadyError,
     ServerTimeoutError,
