@@ -273,7 +273,7 @@ def _wait_until_ready(runner, episode, cfg: EpisodeConfig) -> None:
         have_state = bool(episode.data.reached)
         have_frame = bool(episode.data.frames) or cfg.camera_rate <= 0
         loaded = policy is None or policy.ready
-        if policy is not None and not loaded and policy.message.startswith('could not load'):
+        if policy is not None and not loaded and policy.load_failed:
             raise RuntimeError(policy.message)
         _check_one_clock(runner)
         if have_state and have_frame and loaded:

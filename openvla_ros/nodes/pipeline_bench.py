@@ -24,7 +24,7 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from openvla_ros.msg import ActionChunk
+from openvla_ros.msg import ActionChunk, PolicyStatus
 from openvla_ros.nodes._common import spinning, wait_until
 from openvla_ros.nodes.policy_node import PolicyNode
 from openvla_ros.runner import private_domain_id
@@ -84,7 +84,7 @@ def measure_pipeline_overhead(
             try:
 
                 def loaded_or_failed() -> bool:
-                    return policy.ready or policy.message.startswith('could not load')
+                    return policy.ready or policy.load_failed
 
                 if not wait_until(loaded_or_failed, timeout) or not policy.ready:
                     raise RuntimeError(f'policy did not load: {policy.message}')
@@ -95,7 +95,8 @@ def measure_pipeline_overhead(
                 if not wait_until(matched, timeout, period=0.01):
                     raise RuntimeError(f'the policy node did not subscribe within {timeout} s')
                 instruction_pub.publish(String(data='put the spoon on the towel'))
-                if not wait_until(lambda: policy.state == 1, timeout, period=0.01):  # RUNNING
+                running = PolicyStatus.STATE_RUNNING
+                if not wait_until(lambda: policy.state == running, timeout, period=0.01):
                     raise RuntimeError(f'the policy did not start running within {timeout} s')
                 round_trips, model_times = [], []
                 for i in range(warmup + n):

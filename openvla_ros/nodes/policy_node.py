@@ -163,6 +163,11 @@ class PolicyNode(Node):
         return self._state
 
     @property
+    def load_failed(self) -> bool:
+        """True once loading the backend failed (STATE_LOAD_FAILED; final, see message)."""
+        return self._state == PolicyStatus.STATE_LOAD_FAILED
+
+    @property
     def message(self) -> str:
         """The last status message (e.g. why loading failed)."""
         return self._message
@@ -263,7 +268,7 @@ class PolicyNode(Node):
             self._backend = make_backend(config)
         except Exception as exc:  # noqa: BLE001 - any load failure is reported, the node stays up
             self.get_logger().error(f'could not load the policy: {exc}')
-            self._set_state(PolicyStatus.STATE_ERROR, f'could not load the policy: {exc}')
+            self._set_state(PolicyStatus.STATE_LOAD_FAILED, f'could not load the policy: {exc}')
             return False
         self.get_logger().info(f'policy ready (unnorm_key={self._backend.unnorm_key!r})')
         with self._lock:
@@ -353,7 +358,10 @@ class PolicyNode(Node):
         self._set_state(PolicyStatus.STATE_ERROR, reason)
 
     def _set_state(self, state: int, message: str) -> None:
-        self._state, self._message = state, message
+        with self._lock:
+            if self._state == PolicyStatus.STATE_LOAD_FAILED:
+                return  # final: an instruction after a failed load must not report RUNNING
+            self._state, self._message = state, message
         self._publish_status()
 
     def _publish_status(self) -> None:
@@ -375,6 +383,7 @@ class PolicyNode(Node):
         self._status_pub.publish(s)
         level = {
             PolicyStatus.STATE_ERROR: DiagnosticStatus.ERROR,
+            PolicyStatus.STATE_LOAD_FAILED: DiagnosticStatus.ERROR,
             PolicyStatus.STATE_LOADING: DiagnosticStatus.WARN,
         }.get(s.state, DiagnosticStatus.OK)
         self._diag_pub.publish(

@@ -78,6 +78,8 @@ PARAMS = (
         choices=('raw', 'compressed'),
     ),
 )
+# PolicyStatus states that hold the arm (HALT_FOR_POLICY_FAULT): a failing step, a failed load.
+_POLICY_FAULTS = (PolicyStatus.STATE_ERROR, PolicyStatus.STATE_LOAD_FAILED)
 # [s] rviz target markers at most this often (and on every change of state): they are for eyes
 _MARKER_PERIOD = 0.1
 _DIAG_LEVEL = {
@@ -198,7 +200,7 @@ class SafetyMonitorNode(Node):
     def on_policy_status(self, msg: PolicyStatus) -> None:
         # A failing policy (model errors, an unreachable policy server) holds the arm until it
         # recovers, rather than letting the last queued actions play out unobserved.
-        self.monitor.on_policy(msg.state != PolicyStatus.STATE_ERROR, msg.message)
+        self.monitor.on_policy(msg.state not in _POLICY_FAULTS, msg.message)
         self.monitor.on_policy_alive(self._now())
 
     def on_estop(self, msg: Bool) -> None:
