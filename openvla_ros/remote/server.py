@@ -263,12 +263,185 @@ async def _predict(
     return result, resolved
 
 
+def _require(payload: dict, names: tuple[str, ...] = ('image', 'instruction')) -> None:
+    for name in names:
+        if name not in payload:
+            raise ApiError(422, f'missing_{name}', f'"{name}" is missing')
+
+
+def _act_error(exc: ApiError) -> Response:
+    """deploy.py's failure answer: the JSON string "error", our status, the reason in a header."""
+    if exc.status >= 500:
+        _LOG.warning('/act: %s', exc.message)
+    return Response(
+        json.dumps(ACT_ERROR_BODY),
+        status_code=exc.status,
+        media_type='application/json',
+        headers={ERROR_HEADER: _header_text(exc.message), **_auth_header(exc)},
+    )
+
+
+def _predict_response(
+    request_id: str | None, result: BatchedPrediction, key: str, total_s: float, info: ModelInfo
+) -> PredictResponse:
+    p = result.prediction
+    return PredictResponse(
+        request_id=request_id,
+        action=[float(v) for v in p.action],
+        normalized_action=[float(v) for v in p.normalized_action],
+        tokens=[int(t) for t in p.tokens],
+        unnorm_key=key,
+        batch_size=result.batch_size,
+        latency={'queue_s': result.queue_s, 'model_s': result.model_s, 'total_s': total_s},
+        model=info,
+    )
+
+
+class _Endpoints:
+    """The route handlers, around one `_Runtime` (``create_app`` registers them on the app).
+
+    Each checks the token first (except /health) and answers an `ApiError` in its endpoint's error
+    format: /act like deploy.py (see `_act_error`), the others as `ErrorResponse` JSON.
+    """
+
+    def __init__(self, runtime: _Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+
+    async def _payload(self, request: Request) -> Any:
+        """The token checked, then the body read (bounded) and parsed as json_numpy."""
+        _check_token(request, self.settings.token)
+        limits = self.settings.limits
+        return loads_payload(await _read_body(request, limits.max_body_bytes), limits)
+
+    async def act(self, request: Request) -> Response:
+        """deploy.py-compatible: json_numpy ``{image, instruction, unnorm_key?}`` -> action.
+
+        Also accepts deploy.py's double encoding ``{"encoded": "<json_numpy text>"}`` (answered
+        in kind). Errors answer the JSON string "error" like deploy.py, with a 4xx/5xx status and
+        the reason in the X-OpenVLA-Error header.
+        """
+        try:
+            payload = await self._payload(request)
+            double_encoded = isinstance(payload, dict) and 'encoded' in payload
+            if double_encoded:
+                if len(payload) != 1 or not isinstance(payload['encoded'], str):
+                    raise ApiError(400, 'bad_request', '"encoded" must be the only key, a string')
+                payload = loads_payload(payload['encoded'].encode(), self.settings.limits)
+            if not isinstance(payload, dict):
+                raise ApiError(400, 'bad_request', 'body must be a JSON object')
+            _require(payload)
+            result, _ = await _predict(
+                self.runtime, payload['image'], payload['instruction'], payload.get('unnorm_key')
+            )
+        except ApiError as exc:
+            return _act_error(exc)
+        text = json_numpy.dumps(np.asarray(result.prediction.action, dtype=np.float64))
+        return Response(
+            json.dumps(text) if double_encoded else text, media_type='application/json'
+        )
+
+    async def predict(self, request: Request) -> Response:
+        """One image + instruction -> action, normalized action, tokens, latency, model info."""
+        received = time.monotonic()
+        try:
+            payload = await self._payload(request)
+            if not isinstance(payload, dict):
+                raise ApiError(400, 'bad_request', 'body must be a JSON object')
+            unknown = sorted(set(payload) - _PREDICT_FIELDS)
+            if unknown:
+                raise ApiError(
+                    422,
+                    'unknown_field',
+                    f'unknown fields {unknown}; known: {sorted(_PREDICT_FIELDS)}',
+                )
+            _require(payload)
+            request_id = check_text(
+                payload.get('request_id'),
+                'request_id',
+                self.settings.limits.max_request_id_chars,
+                required=False,
+            )
+            result, key = await _predict(
+                self.runtime, payload['image'], payload['instruction'], payload.get('unnorm_key')
+            )
+            info = self.runtime.info()
+        except ApiError as exc:
+            return _error_json(exc)
+        total = time.monotonic() - received
+        self.runtime.metrics.record_total(total)
+        return JSONResponse(_predict_response(request_id, result, key, total, info).model_dump())
+
+    async def info(self, request: Request) -> Response:
+        """The model: name, action dimension, dataset keys, default key, max batch."""
+        try:
+            _check_token(request, self.settings.token)
+            return JSONResponse(self.runtime.info().model_dump())
+        except ApiError as exc:
+            return _error_json(exc)
+
+    async def health(self) -> Response:
+        """200 'ready'; 503 'loading' or 'failed'. No token needed (load-balancer checks)."""
+        runtime = self.runtime
+        uptime = time.monotonic() - runtime.metrics.started
+        if runtime.policy is not None:
+            body = HealthResponse(
+                status='ready', model=str(runtime.policy.model_name), uptime_s=uptime
+            )
+            return JSONResponse(body.model_dump())
+        if runtime.failure is not None:
+            body = HealthResponse(status='failed', detail=str(runtime.failure), uptime_s=uptime)
+        else:
+            body = HealthResponse(status='loading', uptime_s=uptime)
+        return JSONResponse(body.model_dump(), status_code=503)
+
+    async def metrics(self, request: Request, format: str = 'json') -> Response:  # noqa: A002
+        """Counters, batch-size histogram and latency percentiles: JSON, or Prometheus text."""
+        try:
+            _check_token(request, self.settings.token)
+            if format not in ('json', 'prometheus'):
+                raise ApiError(422, 'bad_format', "format must be 'json' or 'prometheus'")
+        except ApiError as exc:
+            return _error_json(exc)
+        snap = self.runtime.metrics.snapshot()
+        if format == 'prometheus':
+            return PlainTextResponse(
+                prometheus_text(snap), media_type='text/plain; version=0.0.4; charset=utf-8'
+            )
+        return JSONResponse(snap)
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI: these statuses answer an `ErrorResponse`."""
+    return {code: {'model': ErrorResponse} for code in codes}
+
+
+def _add_routes(app: FastAPI, endpoints: _Endpoints) -> None:
+    """Registers the handlers with their OpenAPI descriptions (in this order)."""
+    app.post('/act', response_class=Response)(endpoints.act)
+    app.post(
+        '/v1/predict',
+        response_model=PredictResponse,
+        responses=_errors(400, 401, 413, 422, 500, 503),
+        openapi_extra={
+            'requestBody': {
+                'required': True,
+                'content': {'application/json': {'schema': PredictRequest.model_json_schema()}},
+            }
+        },
+    )(endpoints.predict)
+    app.get('/v1/info', response_model=ModelInfo, responses=_errors(401, 503))(endpoints.info)
+    app.get('/health', response_model=HealthResponse, responses={503: {'model': HealthResponse}})(
+        endpoints.health
+    )
+    app.get('/metrics', responses=_errors(401))(endpoints.metrics)
+
+
 def create_app(policy: PolicyLike | None, settings: ServerSettings | None = None) -> FastAPI:
     """The server's FastAPI app around an already loaded policy (None: /health says 'loading'
     until ``app.state.runtime.set_policy(policy)``). The batch worker starts with the policy.
     """
-    settings = settings or ServerSettings()
-    runtime = _Runtime(settings)
+    runtime = _Runtime(settings or ServerSettings())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -284,150 +457,7 @@ def create_app(policy: PolicyLike | None, settings: ServerSettings | None = None
     app.state.runtime = runtime
     if policy is not None:
         runtime.set_policy(policy)
-
-    @app.post('/act', response_class=Response)
-    async def act(request: Request) -> Response:
-        """deploy.py-compatible: json_numpy ``{image, instruction, unnorm_key?}`` -> action.
-
-        Also accepts deploy.py's double encoding ``{"encoded": "<json_numpy text>"}`` (answered
-        in kind). Errors answer the JSON string "error" like deploy.py, with a 4xx/5xx status and
-        the reason in the X-OpenVLA-Error header.
-        """
-        try:
-            _check_token(request, settings.token)
-            payload = loads_payload(
-                await _read_body(request, settings.limits.max_body_bytes), settings.limits
-            )
-            double_encoded = isinstance(payload, dict) and 'encoded' in payload
-            if double_encoded:
-                if len(payload) != 1 or not isinstance(payload['encoded'], str):
-                    raise ApiError(400, 'bad_request', '"encoded" must be the only key, a string')
-                payload = loads_payload(payload['encoded'].encode(), settings.limits)
-            if not isinstance(payload, dict):
-                raise ApiError(400, 'bad_request', 'body must be a JSON object')
-            for name in ('image', 'instruction'):
-                if name not in payload:
-                    raise ApiError(422, f'missing_{name}', f'"{name}" is missing')
-            result, _ = await _predict(
-                runtime, payload['image'], payload['instruction'], payload.get('unnorm_key')
-            )
-        except ApiError as exc:
-            if exc.status >= 500:
-                _LOG.warning('/act: %s', exc.message)
-            return Response(
-                json.dumps(ACT_ERROR_BODY),
-                status_code=exc.status,
-                media_type='application/json',
-                headers={ERROR_HEADER: _header_text(exc.message), **_auth_header(exc)},
-            )
-        action = np.asarray(result.prediction.action, dtype=np.float64)
-        text = json_numpy.dumps(action)
-        return Response(
-            json.dumps(text) if double_encoded else text, media_type='application/json'
-        )
-
-    @app.post(
-        '/v1/predict',
-        response_model=PredictResponse,
-        responses={code: {'model': ErrorResponse} for code in (400, 401, 413, 422, 500, 503)},
-        openapi_extra={
-            'requestBody': {
-                'required': True,
-                'content': {'application/json': {'schema': PredictRequest.model_json_schema()}},
-            }
-        },
-    )
-    async def predict(request: Request) -> Response:
-        """One image + instruction -> action, normalized action, tokens, latency, model info."""
-        received = time.monotonic()
-        try:
-            _check_token(request, settings.token)
-            payload = loads_payload(
-                await _read_body(request, settings.limits.max_body_bytes), settings.limits
-            )
-            if not isinstance(payload, dict):
-                raise ApiError(400, 'bad_request', 'body must be a JSON object')
-            unknown = sorted(set(payload) - _PREDICT_FIELDS)
-            if unknown:
-                raise ApiError(
-                    422,
-                    'unknown_field',
-                    f'unknown fields {unknown}; known: {sorted(_PREDICT_FIELDS)}',
-                )
-            for name in ('image', 'instruction'):
-                if name not in payload:
-                    raise ApiError(422, f'missing_{name}', f'"{name}" is missing')
-            request_id = check_text(
-                payload.get('request_id'),
-                'request_id',
-                settings.limits.max_request_id_chars,
-                required=False,
-            )
-            result, key = await _predict(
-                runtime, payload['image'], payload['instruction'], payload.get('unnorm_key')
-            )
-            info = runtime.info()
-        except ApiError as exc:
-            return _error_json(exc)
-        total = time.monotonic() - received
-        runtime.metrics.record_total(total)
-        p = result.prediction
-        body = PredictResponse(
-            request_id=request_id,
-            action=[float(v) for v in p.action],
-            normalized_action=[float(v) for v in p.normalized_action],
-            tokens=[int(t) for t in p.tokens],
-            unnorm_key=key,
-            batch_size=result.batch_size,
-            latency={'queue_s': result.queue_s, 'model_s': result.model_s, 'total_s': total},
-            model=info,
-        )
-        return JSONResponse(body.model_dump())
-
-    @app.get(
-        '/v1/info',
-        response_model=ModelInfo,
-        responses={code: {'model': ErrorResponse} for code in (401, 503)},
-    )
-    async def info(request: Request) -> Response:
-        """The model: name, action dimension, dataset keys, default key, max batch."""
-        try:
-            _check_token(request, settings.token)
-            return JSONResponse(runtime.info().model_dump())
-        except ApiError as exc:
-            return _error_json(exc)
-
-    @app.get('/health', response_model=HealthResponse, responses={503: {'model': HealthResponse}})
-    async def health() -> Response:
-        """200 'ready'; 503 'loading' or 'failed'. No token needed (load-balancer checks)."""
-        uptime = time.monotonic() - runtime.metrics.started
-        if runtime.policy is not None:
-            body = HealthResponse(
-                status='ready', model=str(runtime.policy.model_name), uptime_s=uptime
-            )
-            return JSONResponse(body.model_dump())
-        if runtime.failure is not None:
-            body = HealthResponse(status='failed', detail=str(runtime.failure), uptime_s=uptime)
-        else:
-            body = HealthResponse(status='loading', uptime_s=uptime)
-        return JSONResponse(body.model_dump(), status_code=503)
-
-    @app.get('/metrics', responses={401: {'model': ErrorResponse}})
-    async def metrics(request: Request, format: str = 'json') -> Response:  # noqa: A002
-        """Counters, batch-size histogram and latency percentiles: JSON, or Prometheus text."""
-        try:
-            _check_token(request, settings.token)
-            if format not in ('json', 'prometheus'):
-                raise ApiError(422, 'bad_format', "format must be 'json' or 'prometheus'")
-        except ApiError as exc:
-            return _error_json(exc)
-        snap = runtime.metrics.snapshot()
-        if format == 'prometheus':
-            return PlainTextResponse(
-                prometheus_text(snap), media_type='text/plain; version=0.0.4; charset=utf-8'
-            )
-        return JSONResponse(snap)
-
+    _add_routes(app, _Endpoints(runtime))
     # Added last, so it knows every route; it sits inside Starlette's ServerErrorMiddleware and
     # catches first, so that one never prints its traceback.
     app.add_middleware(_Guard, runtime=runtime, paths=frozenset(r.path for r in app.routes))
