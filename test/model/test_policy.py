@@ -1,4 +1,7 @@
-"""The high-level policy: decoding paths, batching, LoRA, quantization and every input error."""
+"""The high-level policy: decoding paths, batching, LoRA, bfloat16 and every input error.
+
+Quantized policies (int8/int4, bitsandbytes 8bit/4bit) are tested in test_quantization.py.
+"""
 
 from __future__ import annotations
 
@@ -133,29 +136,6 @@ def test_bfloat16_policy_runs_and_stays_close(tiny_dir: Path) -> None:
     exact = f32._core.graph_decoder().logits(prompt, pixels, 1)[0]
     approx = bf16._core.graph_decoder().logits(prompt, pixels.to(torch.bfloat16), 1)[0]
     assert float((approx - exact).norm() / exact.norm()) < 0.03
-
-
-def _bnb_reason() -> str | None:
-    try:
-        import bitsandbytes  # noqa: F401
-    except Exception as exc:  # noqa: BLE001
-        return f'bitsandbytes not importable: {exc}'
-    return None
-
-
-@pytest.mark.skipif(_bnb_reason() is not None, reason=_bnb_reason() or '')
-@pytest.mark.parametrize('mode', ['8bit', '4bit'])
-def test_quantized_loading_runs_on_cpu(tiny_dir: Path, mode: str) -> None:
-    import bitsandbytes as bnb
-
-    quantized = OpenVLAPolicy.load(str(tiny_dir), quantize=mode)
-    layers = (bnb.nn.Linear8bitLt, bnb.nn.Linear4bit)
-    names = {n for n, m in quantized.model.named_modules() if isinstance(m, layers)}
-    assert 'language_model.model.layers.0.self_attn.q_proj' in names
-    assert 'projector.fc1' in names  # as HF's replace_with_bnb_linear does
-    assert 'language_model.lm_head' not in names
-    pred = quantized.predict(_images(1)[0], INSTRUCTIONS[0], 'bridge_orig')
-    assert np.all(np.isfinite(pred.action)) and len(pred.tokens) == 7
 
 
 def test_lora_adapter_merged_and_unmerged_give_the_same_outputs(
