@@ -16,6 +16,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from openvla_ros.control.kinematics import IKResult
+from openvla_ros.msgio.poses import quaternion_to_rotation
 
 # Reason codes of an ``AdapterResult`` besides the kinematics' IK_* codes (each says what and why).
 OK = 'OK'
@@ -23,6 +24,8 @@ HOLD_RESENT = 'HOLD_RESENT'
 HOLD_LAST_COMMAND = 'HOLD_LAST_COMMAND'
 WAIT_FOR_JOINT_STATES = 'WAIT_FOR_JOINT_STATES'
 REJECT_NON_FINITE = 'REJECT_NON_FINITE'
+# a target message that is no pose (a zero or non-finite quaternion): refused before any IK
+REJECT_INVALID_POSE = 'REJECT_INVALID_POSE'
 REJECT_JOINT_LIMIT = 'REJECT_JOINT_LIMIT'
 REJECT_JOINT_VELOCITY = 'REJECT_JOINT_VELOCITY'
 
@@ -50,14 +53,11 @@ class EndEffectorCommand:
         """Builds the command from a position [m] and a unit quaternion (x, y, z, w).
 
         Raises:
-            ValueError: the quaternion has zero or non-finite norm.
+            InvalidPoseError: (a ValueError) the quaternion has zero or non-finite norm; the one
+                rule of ``openvla_ros.msgio.poses``.
         """
-        quat = np.asarray(quaternion_xyzw, dtype=float)
-        norm = float(np.linalg.norm(quat))
-        if not math.isfinite(norm) or norm < 1e-9:
-            raise ValueError(f'quaternion {quaternion_xyzw!r} has no orientation (norm {norm})')
         pose = np.eye(4)
-        pose[:3, :3] = Rotation.from_quat(quat / norm).as_matrix()
+        pose[:3, :3] = quaternion_to_rotation(*np.asarray(quaternion_xyzw, dtype=float))
         pose[:3, 3] = np.asarray(position, dtype=float)
         return cls(pose, float(gripper), bool(hold), frame_id)
 

@@ -2,6 +2,8 @@
 
 rosbags deserializes into plain dataclasses; these helpers only read fields, so they work on any
 message with the same layout (from a bag, or a test that builds messages with the typestore).
+``pose_to_matrix`` is the nodes' own (``openvla_ros.msgio.poses``): a zero or non-finite pose
+raises ``InvalidPoseError`` (a ValueError), which the bag reader reports as a ``BagReadError``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from openvla_ros.data.errors import BagReadError
 from openvla_ros.images import compressed_to_rgb, ImageDecodeError, raw_to_rgb
+from openvla_ros.msgio.poses import InvalidPoseError, pose_to_matrix
 
 __all__ = [
     'OWN_MESSAGE_TYPES',
+    'InvalidPoseError',
     'decode_image',
     'make_typestore',
     'msg_dir',
@@ -74,15 +77,6 @@ def make_typestore(store: str = 'ros2_kilted') -> Any:
 def stamp_ns(header: Any) -> int:
     """A std_msgs/Header stamp in integer nanoseconds."""
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
-def pose_to_matrix(pose: Any) -> np.ndarray:
-    """geometry_msgs/Pose -> (4, 4) float64 homogeneous matrix (quaternion x, y, z, w)."""
-    q = pose.orientation
-    matrix = np.eye(4)
-    matrix[:3, :3] = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
-    matrix[:3, 3] = [pose.position.x, pose.position.y, pose.position.z]
-    return matrix
 
 
 def decode_image(msg: Any, msgtype: str) -> np.ndarray:

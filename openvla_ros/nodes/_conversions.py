@@ -6,32 +6,24 @@ import struct
 
 from geometry_msgs.msg import Point, Pose, Quaternion
 import numpy as np
-from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import JointState
 
-__all__ = ['header_stamp_from_cdr', 'joint_positions', 'matrix_to_pose', 'pose_to_matrix']
+from openvla_ros.msgio.poses import InvalidPoseError, matrix_to_position_quaternion, pose_to_matrix
 
-
-def pose_to_matrix(pose: Pose) -> np.ndarray:
-    """geometry_msgs/Pose -> (4, 4); a zero or non-finite quaternion gives NaNs (rejected)."""
-    q = np.array([pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w])
-    out = np.full((4, 4), np.nan)
-    out[3] = (0.0, 0.0, 0.0, 1.0)
-    out[:3, 3] = (pose.position.x, pose.position.y, pose.position.z)
-    norm = float(np.linalg.norm(q))
-    if np.all(np.isfinite(q)) and norm > 1e-9:
-        out[:3, :3] = Rotation.from_quat(q / norm).as_matrix()
-    return out
+__all__ = [
+    'InvalidPoseError',
+    'header_stamp_from_cdr',
+    'joint_positions',
+    'matrix_to_pose',
+    'pose_to_matrix',
+]
 
 
 def matrix_to_pose(matrix: np.ndarray) -> Pose:
-    """(4, 4) -> geometry_msgs/Pose (quaternion x, y, z, w)."""
-    x, y, z, w = Rotation.from_matrix(matrix[:3, :3]).as_quat()
-    p = matrix[:3, 3]
-    return Pose(
-        position=Point(x=float(p[0]), y=float(p[1]), z=float(p[2])),
-        orientation=Quaternion(x=float(x), y=float(y), z=float(z), w=float(w)),
-    )
+    """(4, 4) -> geometry_msgs/Pose (quaternion x, y, z, w); the inverse of ``pose_to_matrix``
+    (``openvla_ros.msgio.poses``: it raises ``InvalidPoseError`` for a zero or non-finite pose)."""
+    (px, py, pz), (x, y, z, w) = matrix_to_position_quaternion(matrix)
+    return Pose(position=Point(x=px, y=py, z=pz), orientation=Quaternion(x=x, y=y, z=z, w=w))
 
 
 def joint_positions(msg: JointState, names: tuple[str, ...]) -> np.ndarray | None:

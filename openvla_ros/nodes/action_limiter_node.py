@@ -48,7 +48,12 @@ from openvla_ros.nodes._common import (
     run_node,
     stamp_to_sec,
 )
-from openvla_ros.nodes._conversions import joint_positions, matrix_to_pose, pose_to_matrix
+from openvla_ros.nodes._conversions import (
+    InvalidPoseError,
+    joint_positions,
+    matrix_to_pose,
+    pose_to_matrix,
+)
 
 PARAMS = (
     Param(
@@ -182,8 +187,11 @@ class ActionLimiterNode(Node):
             self._measured_gripper = gripper
 
     def on_safe_target(self, msg: EndEffectorTarget) -> None:
-        pose = pose_to_matrix(msg.pose)
-        if np.all(np.isfinite(pose)) and np.isfinite(msg.gripper):
+        try:
+            pose = pose_to_matrix(msg.pose)
+        except InvalidPoseError:
+            return  # not a pose to re-anchor on (the monitor never sends one)
+        if np.isfinite(msg.gripper):
             self._safe_pose = pose
             self._safe_gripper = float(msg.gripper)
 

@@ -58,6 +58,7 @@ from openvla_ros.adapters import (
     JointSingleCommandValues,
     JointTrajectoryValues,
     PoseValues,
+    REJECT_INVALID_POSE,
     TwistValues,
     zero_twist,
 )
@@ -69,7 +70,7 @@ from openvla_ros.adapters.topics import (
 from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import EndEffectorTarget
 from openvla_ros.nodes._common import declare_params, diagnostic, ESTOP_QOS, Param, run_node
-from openvla_ros.nodes._conversions import pose_to_matrix
+from openvla_ros.nodes._conversions import InvalidPoseError, pose_to_matrix
 
 # The safety monitor's output: the only topic allowed to drive the arm.
 SAFE_TARGET_TOPIC = '/openvla/safe_ee_target'
@@ -353,10 +354,15 @@ class ArmAdapterNode(Node):
             self.measured_q = q
 
     def on_target(self, msg: EndEffectorTarget) -> None:
-        target = EndEffectorCommand(
-            pose_to_matrix(msg.pose), float(msg.gripper), bool(msg.hold), msg.header.frame_id
-        )
         self.counts['targets'] += 1
+        try:
+            pose = pose_to_matrix(msg.pose)
+        except InvalidPoseError as exc:
+            # nothing to command: refused, and no servo motion toward an older target either
+            self.last_target = None
+            self._apply(AdapterResult(False, REJECT_INVALID_POSE, str(exc)))
+            return
+        target = EndEffectorCommand(pose, float(msg.gripper), bool(msg.hold), msg.header.frame_id)
         self.last_target = target
         self.last_target_time = self._now()
         self._apply(

@@ -20,7 +20,7 @@ from std_msgs.msg import String
 from openvla_ros.control import get_kinematics
 from openvla_ros.images import raw_to_rgb
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
-from openvla_ros.nodes._conversions import joint_positions, pose_to_matrix
+from openvla_ros.nodes._conversions import InvalidPoseError, joint_positions, pose_to_matrix
 from openvla_ros.recording import BagRecorder, EPISODE_TOPICS
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -136,8 +136,12 @@ class EpisodeNode(Node):
                 self.data.reached.append((self.now(), self.kinematics.fk(q)[:3, 3]))
 
     def _on_safe_target(self, msg: EndEffectorTarget) -> None:
+        try:
+            position = pose_to_matrix(msg.pose)[:3, 3]
+        except InvalidPoseError:
+            return  # not a command the arm got (the adapter refuses it)
         with self._lock:
-            self.data.commanded.append((self.now(), pose_to_matrix(msg.pose)[:3, 3]))
+            self.data.commanded.append((self.now(), position))
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         with self._lock:

@@ -45,6 +45,7 @@ from openvla_ros.nodes._common import (
 )
 from openvla_ros.nodes._conversions import (
     header_stamp_from_cdr,
+    InvalidPoseError,
     joint_positions,
     matrix_to_pose,
     pose_to_matrix,
@@ -80,6 +81,8 @@ PARAMS = (
 )
 # PolicyStatus states that hold the arm (HALT_FOR_POLICY_FAULT): a failing step, a failed load.
 _POLICY_FAULTS = (PolicyStatus.STATE_ERROR, PolicyStatus.STATE_LOAD_FAILED)
+# [s] at most one warning per this period for repeated bad targets
+_LOG_THROTTLE = 2.0
 # [s] rviz target markers at most this often (and on every change of state): they are for eyes
 _MARKER_PERIOD = 0.1
 _DIAG_LEVEL = {
@@ -192,9 +195,16 @@ class SafetyMonitorNode(Node):
                 # a jump check (IK branch flips) over one period; the adapter checks joint
                 # speeds over the real elapsed time and slows a step that came in too fast
                 ik = partial(self.kinematics.ik, seed=seed, dt=self.period)
-        decision = self.monitor.filter(
-            pose_to_matrix(msg.pose), float(msg.gripper), self._now(), ik=ik
-        )
+        try:
+            pose = pose_to_matrix(msg.pose)
+        except InvalidPoseError as exc:
+            # A zero or non-finite quaternion is no pose: the core gets no matrix (never a NaN
+            # one) and refuses it like any malformed target (REJECT_INVALID_POSE: hold).
+            self.get_logger().warning(
+                f'target refused: {exc}', throttle_duration_sec=_LOG_THROTTLE
+            )
+            pose = None
+        decision = self.monitor.filter(pose, float(msg.gripper), self._now(), ik=ik)
         self._publish(decision)
 
     def on_policy_status(self, msg: PolicyStatus) -> None:

@@ -27,7 +27,7 @@ from openvla_ros.control import apply_delta
 from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, PolicyStatus
 from openvla_ros.nodes._common import declare_params, Param, run_node
-from openvla_ros.nodes._conversions import pose_to_matrix
+from openvla_ros.nodes._conversions import InvalidPoseError, pose_to_matrix
 
 PARAMS = (
     Param('robot', 'wx250s', 'Robot of the task.', choices=KNOWN_ARMS),
@@ -107,10 +107,16 @@ class ScriptedPolicyNode(Node):
         self.create_timer(1.0 / self.p['policy_rate'], self.on_policy_timer)
 
     def on_object_poses(self, msg: MarkerArray) -> None:
-        self._objects = {m.text: pose_to_matrix(m.pose) for m in msg.markers if m.text}
+        try:
+            self._objects = {m.text: pose_to_matrix(m.pose) for m in msg.markers if m.text}
+        except InvalidPoseError:
+            return  # the simulator never sends one; keep the last complete set of objects
 
     def on_ee_target(self, msg: EndEffectorTarget) -> None:
-        self._commanded = pose_to_matrix(msg.pose)
+        try:
+            self._commanded = pose_to_matrix(msg.pose)
+        except InvalidPoseError:
+            return  # the limiter never sends one; keep planning from the last good target
         self._settled = bool(msg.hold)
 
     def on_instruction(self, msg: String) -> None:

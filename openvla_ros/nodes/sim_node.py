@@ -53,7 +53,7 @@ from openvla_ros.adapters.topics import (
 )
 from openvla_ros.control.kinematics import get_kinematics, KNOWN_ARMS
 from openvla_ros.nodes._common import declare_params, Param, run_node
-from openvla_ros.nodes._conversions import matrix_to_pose, pose_to_matrix
+from openvla_ros.nodes._conversions import InvalidPoseError, matrix_to_pose, pose_to_matrix
 from openvla_ros.nodes.arm_adapter_node import DRIVER_TOPIC_PARAMS, import_vendor
 
 SIM_INTERFACES = ('franka_impedance', 'franka_jtc', 'ros2_control', 'xs_sdk')
@@ -342,7 +342,14 @@ class SimNode(Node):
             self.world.set_gripper_width(2.0 * float(position))
 
     def on_equilibrium_pose(self, msg: PoseStamped) -> None:
-        target = pose_to_matrix(msg.pose)
+        try:
+            target = pose_to_matrix(msg.pose)
+        except InvalidPoseError as exc:
+            self.get_logger().warning(
+                f'equilibrium pose refused: {exc}', throttle_duration_sec=5.0
+            )
+            self._arm_command()  # a command arrived (lockstep), it moves nothing
+            return
         with self._world_lock:
             q = self.world.arm_q()
         result = self.kinematics.ik(target, q)

@@ -1,0 +1,1 @@
+"""Message I/O: field conversions between ROS messages and numpy."""
