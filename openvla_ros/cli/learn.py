@@ -80,6 +80,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='also train on expert episodes that failed (for smoke tests: where the arm did '
         'not follow, e.g. a safety hold, the labels no longer match the frames)',
     )
+    parser.add_argument(
+        '--device', default='cpu', help="training device: 'cpu' or 'cuda[:N]' (episodes run here)"
+    )
+    parser.add_argument(
+        '--workers',
+        type=int,
+        default=-1,
+        help='processes that build training batches ahead (-1: 0 on the CPU, up to 8 on CUDA)',
+    )
+    parser.add_argument(
+        '--stop-after',
+        default='',
+        choices=('demos', 'dataset', 'train', 'select'),
+        help='run the stages up to this one, then stop (run again without it to go on; e.g. '
+        'record here, train the dataset with `finetune` on a GPU machine)',
+    )
     parser.add_argument('--json', action='store_true', help='print the report as JSON last')
 
 
@@ -111,11 +127,19 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed,
             threads=args.threads,
             use_failed_demos=args.use_failed_demos,
+            device=args.device,
+            workers=args.workers,
+            stop_after=args.stop_after or '',
         )
         report = run_learn(config, say=lambda text: print(text, file=sys.stderr, flush=True))
     except (ValueError, RuntimeError, OSError) as exc:
         print(f'openvla-ros learn: {str(exc).splitlines()[0]}', file=sys.stderr)
         return 1
+    if 'stopped_after' in report:
+        print(f'stopped after {report["stopped_after"]}; progress in {report["state"]}')
+        if args.json:
+            print(json.dumps(report))
+        return 0
     evaluation = report['evaluation']
     print(
         f'{report["task"]}: {evaluation["successes"]}/{evaluation["episodes"]} on held-out seeds '

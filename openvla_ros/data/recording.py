@@ -403,11 +403,15 @@ def _gripper_from_joint(bag: Path, msg: Any, config: RecordConfig) -> float:
 
 
 def _resize(image: np.ndarray, size: int | None) -> np.ndarray:
+    """Resize as OpenVLA's processor does (resize-naive: PIL bicubic, antialiased), so a frame
+    stored at the model's input side reaches the model exactly as a live frame would (the
+    processor's own resize of a frame of that side is then the identity)."""
     if size is None or image.shape[:2] == (size, size):
         return image
-    import cv2
+    from PIL import Image
 
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    resized = Image.fromarray(np.ascontiguousarray(image)).resize((size, size), Image.BICUBIC)
+    return np.asarray(resized)
 
 
 # --- sampling -----------------------------------------------------------------------------------

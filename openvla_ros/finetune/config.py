@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+import os
 from typing import Any
 
 __all__ = ['AMP_MODES', 'AUGMENT_MODES', 'FinetuneConfig', 'LR_SCHEDULES', 'QUANTIZE_MODES']
@@ -69,6 +70,9 @@ class FinetuneConfig:
             'gloo' or 'nccl'.
         lr_schedule: 'constant' (OpenVLA) or 'cosine' (to 10 % of lr at `steps`).
         warmup_steps: linear warm-up steps of the learning rate.
+        workers: processes that build micro-batches ahead of the model (JPEG decode,
+            augmentation, pre-processing); 0 builds them in the training process, -1 picks
+            min(8, CPUs - 1) on CUDA and 0 on the CPU (where the model needs the cores).
     """
 
     model: str
@@ -101,6 +105,7 @@ class FinetuneConfig:
     dist_backend: str = 'auto'
     lr_schedule: str = 'constant'
     warmup_steps: int = 0
+    workers: int = -1
 
     def __post_init__(self) -> None:
         """Check values early and name the field."""
@@ -122,6 +127,8 @@ class FinetuneConfig:
             raise ValueError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
         if self.quantize not in QUANTIZE_MODES:
             raise ValueError(f'quantize must be one of {QUANTIZE_MODES}, got {self.quantize!r}')
+        if self.workers < -1:
+            raise ValueError(f'workers must be >= -1, got {self.workers}')
         if self.amp not in AMP_MODES:
             raise ValueError(f'amp must be one of {AMP_MODES}, got {self.amp!r}')
         if self.dtype not in ('float32', 'bfloat16', 'float16'):
@@ -150,6 +157,15 @@ class FinetuneConfig:
             raise ValueError('full-parameter training needs unquantized weights (quantize=none)')
         if self.lora_alpha is None:
             self.lora_alpha = min(self.lora_rank, 16)
+
+    @property
+    def batch_workers(self) -> int:
+        """The number of batch-building processes `workers` stands for."""
+        if self.workers >= 0:
+            return self.workers
+        if not self.device.startswith('cuda'):
+            return 0
+        return max(0, min(8, (os.cpu_count() or 1) - 1))
 
     @property
     def autocast_dtype(self) -> str | None:

@@ -36,6 +36,8 @@ __all__ = ['LearnConfig', 'run_learn', 'seed_ranges']
 logger = logging.getLogger(__name__)
 
 STATE_NAME = 'learn.json'
+#: The stages `stop_after` may name ('' runs them all).
+STAGES = ('', 'demos', 'dataset', 'train', 'select')
 
 
 @dataclass
@@ -65,6 +67,10 @@ class LearnConfig:
         use_failed_demos: also train on expert episodes that failed (for smoke tests: the
             expert plans from its own commanded target, so where the arm did not follow, e.g.
             during a safety hold, its labels no longer match the frames).
+        device: training device, 'cpu' or 'cuda[:N]' (episodes always run here, on the CPU).
+        workers: batch-building processes of the training (-1: `FinetuneConfig`'s choice).
+        stop_after: '' (run every stage) or the last stage to run: 'demos', 'dataset', 'train'
+            or 'select' (e.g. record here, train on a GPU machine with `finetune`, resume).
     """
 
     profile: str = 'widowx_bridge'
@@ -89,6 +95,9 @@ class LearnConfig:
     unnorm_key: str = ''
     threads: int = 0
     use_failed_demos: bool = False
+    device: str = 'cpu'
+    workers: int = -1
+    stop_after: str = ''
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,6 +105,8 @@ class LearnConfig:
         for name in ('demos', 'steps', 'batch_size', 'save_every', 'eval_episodes'):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.stop_after not in STAGES:
+            raise ValueError(f'stop_after must be one of {STAGES}, got {self.stop_after!r}')
         if self.select_episodes < 0:
             raise ValueError(f'select_episodes must be >= 0, got {self.select_episodes}')
         self.noise = (float(self.noise[0]), float(self.noise[1]))
@@ -136,10 +147,13 @@ class _State:
             self.data = json.loads(self.path.read_text())
             saved = dict(self.data.get('settings', {}))
             now = config.to_dict()
-            keys = (
-                'profile', 'task', 'demos', 'noise', 'noise_probability', 'model_size',
-                'batch_size', 'lr', 'seed',
-            )  # fmt: skip
+            # settings that shaped a stage already run must not change (a stage not yet run
+            # may still get other settings, e.g. another batch size for a GPU machine)
+            keys = ['profile', 'task', 'noise', 'noise_probability']
+            if (out / 'dataset').exists():  # until then --demos may grow or shrink the set
+                keys += ['demos', 'model_size']  # frames are stored at the model's image side
+            if (out / 'train').exists():
+                keys += ['model_size', 'batch_size', 'lr', 'seed']
             diffs = [k for k in keys if k in saved and _jsonable(saved[k]) != _jsonable(now[k])]
             if diffs:
                 raise ValueError(
@@ -166,6 +180,11 @@ class _State:
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
+
+
+def _stopped(state: _State, stage: str) -> dict[str, Any]:
+    """The partial result of a run told to stop after `stage` (run again to go on)."""
+    return {'stopped_after': stage, 'state': str(state.path), **state.data}
 
 
 # --- stages -------------------------------------------------------------------------------------
@@ -216,6 +235,10 @@ def record_demos(config: LearnConfig, out: Path, state: _State, say: Callable) -
     finally:
         bar.close()
         state.add_time('demos', time.monotonic() - start)
+    lo, hi = seed_ranges(config)['demos']
+    for extra in [k for k in done if not lo <= int(k) < hi]:  # --demos shrank: not used
+        del done[extra]
+    state.save()
     good = [bags / d['bag'] for d in done.values() if d['success'] or config.use_failed_demos]
     wins = sum(d['success'] for d in done.values())
     say(f'demonstrations: {wins} of {len(done)} expert episodes succeeded; {len(good)} used')
@@ -233,7 +256,13 @@ def build_dataset(config: LearnConfig, out: Path, bags: list[Path], state: _Stat
     if path.exists():
         shutil.rmtree(path)
     start = time.monotonic()
-    record = RecordConfig.from_profile(config.profile, label_topic=EXPERT_LABEL_TOPIC)
+    from openvla_ros.finetune.small_model import SMALL_SPECS
+
+    record = RecordConfig.from_profile(
+        config.profile,
+        label_topic=EXPERT_LABEL_TOPIC,
+        image_size=SMALL_SPECS[config.model_size].image_size,  # as the processor resizes
+    )
     episodes = record_bags([str(b) for b in bags], record, progress=True)
     write_dataset(path, episodes, record)
     state.data['dataset'] = {
@@ -276,6 +305,8 @@ def train(config: LearnConfig, out: Path, data: Path, state: _State) -> Any:
         lr_schedule='cosine',
         warmup_steps=config.warmup_steps,
         seed=config.seed,
+        device=config.device,
+        workers=config.workers,
     )
     start = time.monotonic()
     trainer = Trainer(finetune, progress=True)
@@ -300,7 +331,33 @@ def train(config: LearnConfig, out: Path, data: Path, state: _State) -> Any:
         eval_history=summary['history']['eval'],
     )
     state.save()
+    for step_dir in _step_checkpoints(run):  # selection candidates, small enough to move
+        export_checkpoint(run, step_dir, base, config.unnorm_key)
     return trainer
+
+
+def _step_checkpoints(run: Path) -> list[Path]:
+    """The complete step checkpoints of a training run, by step."""
+    from openvla_ros.finetune.trainer import CHECKPOINTS_DIR
+    from openvla_ros.finetune.trainer import STATE_NAME as TRAINER_STATE
+
+    return sorted(
+        (p for p in (run / CHECKPOINTS_DIR).glob('step_*') if (p / TRAINER_STATE).is_file()),
+        key=lambda p: int(p.name.split('_')[1]),
+    )
+
+
+def _candidates(config: LearnConfig, run: Path, base: Path) -> dict[int, Path]:
+    """Step -> exported checkpoint directory of every selection candidate: the step
+    checkpoints (exported here when needed) and exports that came without their step
+    checkpoint (a training run on another machine, where only the exports were copied back)."""
+    found = {int(p.name.split('_')[-1]): p for p in run.glob('export_step_*')
+             if (p / 'config.json').is_file()}  # fmt: skip
+    for step_dir in _step_checkpoints(run):
+        step = int(step_dir.name.split('_')[1])
+        if step not in found:
+            found[step] = export_checkpoint(run, step_dir, base, config.unnorm_key)
+    return dict(sorted(found.items()))
 
 
 def export_checkpoint(run: Path, step_dir: Path, base: Path, unnorm_key: str) -> Path:
@@ -355,26 +412,19 @@ def evaluate_policy(
 
 def select(config: LearnConfig, out: Path, state: _State, say: Callable) -> Path:
     """Stage 5: every kept checkpoint on the selection seeds; the best is copied to `best/`."""
-    from openvla_ros.finetune.trainer import CHECKPOINTS_DIR
-    from openvla_ros.finetune.trainer import STATE_NAME as TRAINER_STATE
-
     run = out / 'train'
-    steps = sorted(
-        (p for p in (run / CHECKPOINTS_DIR).glob('step_*') if (p / TRAINER_STATE).is_file()),
-        key=lambda p: int(p.name.split('_')[1]),
-    )
-    if not steps:
-        raise ValueError(f'no training checkpoints in {run / CHECKPOINTS_DIR}')
+    candidates = _candidates(config, run, out / 'base')
+    if not candidates:
+        raise ValueError(f'no training checkpoints in {run}')
     if config.select_episodes == 0:
-        steps = steps[-1:]
+        candidates = dict(list(candidates.items())[-1:])
     chosen = state.data['selection']
     start = time.monotonic()
     seeds = range(config.select_seed, config.select_seed + config.select_episodes)
-    for step_dir in steps:
-        key = str(int(step_dir.name.split('_')[1]))
+    for step, exported in candidates.items():
+        key = str(step)
         if key in chosen:
             continue
-        exported = export_checkpoint(run, step_dir, out / 'base', config.unnorm_key)
         episodes = evaluate_policy(config, exported, seeds, f'selection step {key}')
         successes = sum(e['success'] for e in episodes)
         chosen[key] = {
@@ -569,14 +619,24 @@ def run_learn(config: LearnConfig, say: Callable[[str], None] = print) -> dict[s
     state = _State(out, config)
     if config.threads:
         torch.set_num_threads(config.threads)
-    bags = record_demos(config, out, state, say)
-    if not bags:
-        raise ValueError('no successful demonstration to learn from')
-    data = build_dataset(config, out, bags, state)
+    data = out / 'dataset'
+    if not (data / 'dataset.json').is_file():  # built: the bags are not needed (nor copied)
+        bags = record_demos(config, out, state, say)
+        if not bags:
+            raise ValueError('no successful demonstration to learn from')
+        if config.stop_after == 'demos':
+            return _stopped(state, 'demos')
+        data = build_dataset(config, out, bags, state)
     say(f'dataset: {state.data["dataset"]["steps"]} steps in {data}')
+    if config.stop_after == 'dataset':
+        return _stopped(state, 'dataset')
     train(config, out, data, state)
+    if config.stop_after == 'train':
+        return _stopped(state, 'train')
     best = select(config, out, state, say)
     say(f'best checkpoint: step {state.data["best_step"]} -> {best}')
+    if config.stop_after == 'select':
+        return _stopped(state, 'select')
     evaluation = final_evaluation(config, out, state)
     say(
         f'evaluation: {evaluation["successes"]}/{evaluation["episodes"]} on held-out seeds '

@@ -29,7 +29,7 @@ Under torchrun only rank 0 writes; every rank reads a checkpoint to resume, at a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 import json
@@ -169,6 +169,55 @@ class _History:
     eval: list[dict[str, float]] = field(default_factory=list)
 
 
+@dataclass
+class MicroBatches:
+    """The training micro-batches of a run as a sequence: item `index` is this rank's share of
+    the `index`-th global micro-batch, a pure function of the index (the sample at global
+    position g is `permutation_{g // N}[g % N]` of the N training steps). Picklable, so
+    DataLoader workers can build batches ahead of the model."""
+
+    builder: SampleBuilder
+    train_steps: list[tuple[int, int]]
+    batch_size: int
+    seed: int
+    dist: Any
+    pad_token_id: int
+
+    def position(self, position: int) -> tuple[int, int]:
+        """(episode, step) at a global sample position."""
+        n = len(self.train_steps)
+        epoch, offset = divmod(position, n)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n)
+        return self.train_steps[int(order[offset])]
+
+    def __getitem__(self, index: int) -> Batch:
+        samples = []
+        for position in shard_positions(index, self.batch_size, self.dist):
+            episode, step = self.position(position)
+            samples.append(self.builder.build(episode, step, sample_index=position))
+        return collate(samples, self.pad_token_id)
+
+
+@dataclass
+class _Window:
+    """Items `first` .. `first + count - 1` of a `MicroBatches` (a DataLoader dataset)."""
+
+    batches: MicroBatches
+    first: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> Batch:
+        return self.batches[self.first + i]
+
+
+def _as_is(batch: Batch) -> Batch:
+    """DataLoader collate for items that are batches already."""
+    return batch
+
+
 class Trainer:
     """Fine-tuning of an OpenVLA checkpoint on a recorded dataset (LoRA, or every parameter).
 
@@ -301,6 +350,10 @@ class Trainer:
             seed=config.seed,
         )
         self.eval_builder = SampleBuilder(self.dataset, self.processor, self.stats, self.tokenizer)
+        self.batches = MicroBatches(
+            self.builder, self.train_steps, config.batch_size, config.seed, self.dist,
+            self.pad_token_id,
+        )  # fmt: skip
 
     def _wrap(self) -> None:
         """DDP (or FSDP) around the loss module under torchrun; the plain module otherwise."""
@@ -333,20 +386,28 @@ class Trainer:
         )
 
     # --- data -------------------------------------------------------------------------------
-    def _sample_position(self, position: int) -> tuple[int, int]:
-        n = len(self.train_steps)
-        epoch, offset = divmod(position, n)
-        order = np.random.default_rng([self.config.seed, epoch]).permutation(n)
-        return self.train_steps[int(order[offset])]
-
     def micro_batch(self, index: int) -> Batch:
         """This rank's share of the `index`-th global training micro-batch (a pure function of
         the index and the rank)."""
-        samples = []
-        for position in shard_positions(index, self.config.batch_size, self.dist):
-            episode, step = self._sample_position(position)
-            samples.append(self.builder.build(episode, step, sample_index=position))
-        return collate(samples, self.pad_token_id)
+        return self.batches[index]
+
+    def _micro_batches(self, first: int, count: int) -> Iterator[Batch]:
+        """Micro-batches `first`, `first + 1`, ... in order; built ahead by `workers` processes
+        (the same batches as in-process: each is a pure function of its index)."""
+        workers = self.config.batch_workers
+        if workers == 0:
+            return (self.batches[first + i] for i in range(count))
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(
+            _Window(self.batches, first, count),
+            batch_size=None,
+            num_workers=workers,
+            prefetch_factor=4,
+            pin_memory=self.device.startswith('cuda'),
+            collate_fn=_as_is,
+        )
+        return iter(loader)
 
     # --- loop -------------------------------------------------------------------------------
     def _autocast(self) -> Any:
@@ -387,10 +448,13 @@ class Trainer:
         start = time.perf_counter()
         first_step = self.step
         try:
+            batches = self._micro_batches(
+                self.step * config.grad_accum, (config.steps - self.step) * config.grad_accum
+            )
             while self.step < config.steps:
                 parts: list[Metrics] = []
                 for micro in range(config.grad_accum):
-                    batch = self.micro_batch(self.step * config.grad_accum + micro)
+                    batch = next(batches)
                     with self._no_sync(micro == config.grad_accum - 1):
                         with self._autocast():
                             loss = self.model(batch)
@@ -419,6 +483,10 @@ class Trainer:
                     self.save_checkpoint()
                 if stop_after is not None and self.step >= stop_after:
                     return
+        except KeyboardInterrupt:  # Ctrl-C or a time limit's SIGINT: keep what was learned
+            if self.step > first_step and not self.dist.enabled:
+                self.save_checkpoint()
+            raise
         finally:
             bar.close()
             elapsed = time.perf_counter() - start

@@ -63,6 +63,55 @@ def test_learn_refuses_overlapping_seed_ranges(tmp_path: Path, capsys) -> None:
     assert 'overlap' in capsys.readouterr().err
 
 
+def test_learn_stops_after_a_stage_and_adopts_a_training_done_elsewhere(
+    tmp_path: Path, capsys
+) -> None:
+    """Record here, train with scripts/gpu_learn.sh in another directory (a GPU machine gets only
+    learn.json and dataset/), copy its tars back, resume: selection runs on the exports."""
+    import subprocess
+    import tarfile
+
+    run = tmp_path / 'run'
+    i = SMOKE.index('--demos')
+    smoke = SMOKE[:i] + SMOKE[i + 2 :]
+    assert cli([*smoke, '--demos', '2', '--out', str(run), '--stop-after', 'demos']) == 0
+    assert capsys.readouterr().out.startswith('stopped after demos')
+    assert len(json.loads((run / 'learn.json').read_text())['demos']) == 2
+    assert not (run / 'dataset').exists()
+    # fewer demos before the dataset exists: the set shrinks to the seeds in range
+    assert cli([*smoke, '--demos', '1', '--out', str(run), '--stop-after', 'dataset']) == 0
+    state = json.loads((run / 'learn.json').read_text())
+    assert list(state['demos']) == ['1000'] and state['dataset']['episodes'] == 1
+    summary = json.loads((run / 'dataset' / 'dataset.json').read_text())
+    assert summary['image_shapes'] == [[112, 112, 3]]  # the micro model's input side
+    assert not (run / 'train').exists()
+
+    elsewhere = tmp_path / 'gpu' / 'run'
+    elsewhere.mkdir(parents=True)
+    (elsewhere / 'learn.json').write_bytes((run / 'learn.json').read_bytes())
+    (elsewhere / 'dataset').symlink_to(run / 'dataset')
+    out = tmp_path / 'back'
+    script = Path(__file__).resolve().parents[2] / 'scripts' / 'gpu_learn.sh'
+    done = subprocess.run(
+        [str(script), '--cpu-rehearsal', '--steps', '4', '--batch-size', '2', '--lr', '1e-3',
+         '--save-every', '2', '--minutes', '5', '--out', str(out), '--', str(elsewhere)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    tars = sorted(p.name for p in out.glob('*.tar'))
+    assert tars == ['run-export_step_000002.tar', 'run-export_step_000004.tar', 'run.tar']
+    for name in tars:
+        with tarfile.open(out / name) as tar:
+            tar.extractall(run, filter='data')
+    assert not (run / 'train' / 'checkpoints').exists()  # only the exports came back
+
+    assert cli([*smoke, '--demos', '1', '--out', str(run), '--json']) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(report['selection']) == {'2', '4'} and report['demonstrations_recorded'] == 1
+    assert report['evaluation']['episodes'] == 1
+    assert (run / 'best' / 'learned.json').is_file()
+
+
 def test_shipped_learned_checkpoints_load_and_predict_finite_actions() -> None:
     from openvla_ros.model.policy import OpenVLAPolicy
 
