@@ -36,6 +36,9 @@ __all__ = ['LearnConfig', 'run_learn', 'seed_ranges']
 logger = logging.getLogger(__name__)
 
 STATE_NAME = 'learn.json'
+#: JPEG quality of the dataset frames: a 224 px simulator frame is about 7 KB (10.7 KB at 95),
+#: so a few hundred demonstrations fit the 64 MiB a lent GPU machine receives.
+DATASET_JPEG_QUALITY = 90
 #: The stages `stop_after` may name ('' runs them all).
 STAGES = ('', 'demos', 'dataset', 'train', 'select')
 
@@ -262,6 +265,7 @@ def build_dataset(config: LearnConfig, out: Path, bags: list[Path], state: _Stat
         config.profile,
         label_topic=EXPERT_LABEL_TOPIC,
         image_size=SMALL_SPECS[config.model_size].image_size,  # as the processor resizes
+        jpeg_quality=DATASET_JPEG_QUALITY,
     )
     episodes = record_bags([str(b) for b in bags], record, progress=True)
     write_dataset(path, episodes, record)
