@@ -79,11 +79,19 @@ class ScriptedExpert:
         ValueError: unknown task/robot or a malformed offset.
     """
 
-    def __init__(self, task: Task | str, robot: str = 'wx250s', *,
-                 place_offset: tuple[float, float, float] | np.ndarray = (0.0, 0.0, 0.0),
-                 hover: float = 0.08, lift: float = 0.1, max_translation: float = MAX_DXYZ,
-                 max_rotation: float = 0.15, slow_translation: float = 0.02,
-                 slow_below_angle: float = 0.3) -> None:
+    def __init__(
+        self,
+        task: Task | str,
+        robot: str = 'wx250s',
+        *,
+        place_offset: tuple[float, float, float] | np.ndarray = (0.0, 0.0, 0.0),
+        hover: float = 0.08,
+        lift: float = 0.1,
+        max_translation: float = MAX_DXYZ,
+        max_rotation: float = 0.15,
+        slow_translation: float = 0.02,
+        slow_below_angle: float = 0.3,
+    ) -> None:
         self.task = get_task(task, robot) if isinstance(task, str) else task
         self.robot = self.task.robot
         self.place_offset = np.asarray(place_offset, dtype=float).reshape(-1)
@@ -96,17 +104,26 @@ class ScriptedExpert:
         self.slow_translation = float(slow_translation)
         self.slow_below_angle = float(slow_below_angle)
         if not 0.0 < self.max_translation <= MAX_DXYZ:
-            raise ValueError(f'max_translation must be in (0, {MAX_DXYZ}], got '
-                             f'{max_translation!r}')
+            raise ValueError(
+                f'max_translation must be in (0, {MAX_DXYZ}], got {max_translation!r}'
+            )
         if not 0.0 < self.max_rotation <= MAX_DRPY:
             raise ValueError(f'max_rotation must be in (0, {MAX_DRPY}], got {max_rotation!r}')
         names = ['approach', 'descend', 'close', 'lift']
         if self.task.place is not None:
             names += ['carry', 'lower', 'release', 'retreat']
         names.append('done')
-        grip = {'approach': 1.0, 'descend': 1.0, 'close': 0.0, 'lift': 0.0, 'carry': 0.0,
-                'lower': 0.0, 'release': 1.0, 'retreat': 1.0,
-                'done': 1.0 if self.task.place is not None else 0.0}
+        grip = {
+            'approach': 1.0,
+            'descend': 1.0,
+            'close': 0.0,
+            'lift': 0.0,
+            'carry': 0.0,
+            'lower': 0.0,
+            'release': 1.0,
+            'retreat': 1.0,
+            'done': 1.0 if self.task.place is not None else 0.0,
+        }
         dwell = {'close': 3, 'release': 2, 'descend': 1}
         self._phases = [_Phase(n, grip[n], dwell.get(n, 0)) for n in names]
         self._index = 0
@@ -122,8 +139,9 @@ class ScriptedExpert:
         """True once the plan is finished (then only zero motions are emitted)."""
         return self.phase == 'done'
 
-    def reset(self, world_or_object_poses: SimWorld | dict[str, np.ndarray],
-              start_target: np.ndarray) -> None:
+    def reset(
+        self, world_or_object_poses: SimWorld | dict[str, np.ndarray], start_target: np.ndarray
+    ) -> None:
         """Start a new plan from the current object poses and the commanded EE target.
 
         Raises:
@@ -212,8 +230,12 @@ class ScriptedExpert:
 
     # ------------------------------------------------------------------ acting
     @staticmethod
-    def delta_toward(current: np.ndarray, goal: np.ndarray, max_rotation: float = math.inf,
-                     max_translation: float = MAX_DXYZ) -> np.ndarray:
+    def delta_toward(
+        current: np.ndarray,
+        goal: np.ndarray,
+        max_rotation: float = math.inf,
+        max_translation: float = MAX_DXYZ,
+    ) -> np.ndarray:
         """The largest in-bounds step [dx,dy,dz,droll,dpitch,dyaw] from ``current`` to ``goal``.
 
         Translation is scaled uniformly (straight line) to |d| <= ``max_translation`` per axis (at
@@ -252,8 +274,12 @@ class ScriptedExpert:
             if self._waypoint is None:
                 self._waypoint = self._plan(phase.name, poses, current)
                 self._dwell_left = phase.dwell
-            delta = self.delta_toward(current, self._waypoint, self.max_rotation,
-                                      self._translation_cap(current, self._waypoint))
+            delta = self.delta_toward(
+                current,
+                self._waypoint,
+                self.max_rotation,
+                self._translation_cap(current, self._waypoint),
+            )
             at_goal = np.max(np.abs(delta)) < 1e-6
             if not at_goal or phase.name == 'done':
                 break
@@ -268,8 +294,12 @@ class ScriptedExpert:
         action[3:6] = np.clip(action[3:6], -MAX_DRPY, MAX_DRPY)
         return action
 
-    def next_chunk(self, object_poses: dict[str, np.ndarray] | SimWorld,
-                   current_target: np.ndarray, chunk_size: int = 1) -> np.ndarray:
+    def next_chunk(
+        self,
+        object_poses: dict[str, np.ndarray] | SimWorld,
+        current_target: np.ndarray,
+        chunk_size: int = 1,
+    ) -> np.ndarray:
         """The next ``chunk_size`` actions (N, 7) starting from the commanded target.
 
         Later actions of a chunk are planned on the target the earlier ones lead to.

@@ -58,8 +58,7 @@ class RobotSpec:
 # WidowX 250 6DOF start pose: joint solution of OpenVLA's WidowX start pose (xyz [0.3, -0.09,
 # 0.26], quaternion [0, -0.259, 0, -0.966]) computed offline with damped least squares on the
 # model below; test_scene checks it reproduces that pose.
-_WX_START_Q = np.array([-0.50528396, -0.44782381, 0.52072699, 0.75686938, 0.65656353,
-                        -0.91229446])
+_WX_START_Q = np.array([-0.50528396, -0.44782381, 0.52072699, 0.75686938, 0.65656353, -0.91229446])
 
 _PANDA_LOWER = np.array([-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973])
 _PANDA_UPPER = np.array([2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973])
@@ -80,8 +79,14 @@ def robot_spec(robot: str) -> RobotSpec:
         deg = math.pi / 180.0
         return RobotSpec(
             name='wx250s',
-            joint_names=('waist', 'shoulder', 'elbow', 'forearm_roll', 'wrist_angle',
-                         'wrist_rotate'),
+            joint_names=(
+                'waist',
+                'shoulder',
+                'elbow',
+                'forearm_roll',
+                'wrist_angle',
+                'wrist_rotate',
+            ),
             finger_joint_names=('left_finger', 'right_finger'),
             lower=np.array([-math.pi, -108 * deg, -123 * deg, -math.pi, -100 * deg, -math.pi]),
             upper=np.array([math.pi, 114 * deg, 92 * deg, math.pi, 123 * deg, math.pi]),
@@ -91,8 +96,9 @@ def robot_spec(robot: str) -> RobotSpec:
             # Third-person view like BridgeData's /blue camera: across the table from the
             # robot, raised, looking down at the workspace, so the arm enters the image from the
             # top as in the Bridge images OpenVLA was trained on.
-            camera=CameraSpec('scene_cam', (0.72, 0.1, 0.48), (0.22, -0.02, 0.09), 50.0,
-                              'camera_optical_frame'),
+            camera=CameraSpec(
+                'scene_cam', (0.72, 0.1, 0.48), (0.22, -0.02, 0.09), 50.0, 'camera_optical_frame'
+            ),
             table_center=(0.25, 0.0),
             table_half=(0.4, 0.45),
             object_region=(0.21, 0.38, -0.14, 0.14),
@@ -107,8 +113,9 @@ def robot_spec(robot: str) -> RobotSpec:
             velocity_limit=_PANDA_VEL.copy(),
             start_q=_PANDA_READY.copy(),
             finger_range=(0.0, 0.04),
-            camera=CameraSpec('scene_cam', (1.3, 0.5, 0.85), (0.4, 0.0, 0.22), 50.0,
-                              'camera_optical_frame'),
+            camera=CameraSpec(
+                'scene_cam', (1.3, 0.5, 0.85), (0.4, 0.0, 0.22), 50.0, 'camera_optical_frame'
+            ),
             table_center=(0.45, 0.0),
             table_half=(0.55, 0.6),
             object_region=(0.4, 0.62, -0.2, 0.2),
@@ -147,14 +154,18 @@ OBJECTS: dict[str, ObjectSpec] = {
     'spoon': ObjectSpec('spoon', 'spoon', (0.55, 0.55, 0.6, 1.0), (0.05, 0.011, 0.006), 0.03),
     # towel: thin plate half (0.08, 0.08, 0.003)
     'towel': ObjectSpec('towel', 'towel', (0.2, 0.45, 0.85, 1.0), (0.08, 0.08, 0.003), 0.05),
-    'red_block': ObjectSpec('red_block', 'block', (0.85, 0.1, 0.1, 1.0),
-                            (0.015, 0.015, 0.015), 0.04),
-    'green_block': ObjectSpec('green_block', 'block', (0.1, 0.7, 0.2, 1.0),
-                              (0.015, 0.015, 0.015), 0.04),
-    'blue_block': ObjectSpec('blue_block', 'block', (0.15, 0.25, 0.9, 1.0),
-                             (0.015, 0.015, 0.015), 0.04),
-    'yellow_block': ObjectSpec('yellow_block', 'block', (0.95, 0.85, 0.1, 1.0),
-                               (0.015, 0.015, 0.015), 0.04),
+    'red_block': ObjectSpec(
+        'red_block', 'block', (0.85, 0.1, 0.1, 1.0), (0.015, 0.015, 0.015), 0.04
+    ),
+    'green_block': ObjectSpec(
+        'green_block', 'block', (0.1, 0.7, 0.2, 1.0), (0.015, 0.015, 0.015), 0.04
+    ),
+    'blue_block': ObjectSpec(
+        'blue_block', 'block', (0.15, 0.25, 0.9, 1.0), (0.015, 0.015, 0.015), 0.04
+    ),
+    'yellow_block': ObjectSpec(
+        'yellow_block', 'block', (0.95, 0.85, 0.1, 1.0), (0.015, 0.015, 0.015), 0.04
+    ),
 }
 # The Panda's hand is bigger: its blocks are 4 cm cubes.
 PANDA_BLOCK_HALF = 0.02
@@ -196,10 +207,11 @@ def _quat_rotx(alpha: float) -> np.ndarray:
 def _link_geom(to: np.ndarray, radius: float, mass: float, rgba: str) -> str:
     """Capsule from the body origin to ``to`` (sphere when ``to`` is the origin)."""
     if np.linalg.norm(to) < 1e-6:
-        return (f'<geom type="sphere" size="{radius:.4g}" mass="{mass:.4g}" rgba="{rgba}" '
-                f'{_LINK}/>')
-    return (f'<geom type="capsule" fromto="0 0 0 {_f(to)}" size="{radius:.4g}" '
-            f'mass="{mass:.4g}" rgba="{rgba}" {_LINK}/>')
+        return f'<geom type="sphere" size="{radius:.4g}" mass="{mass:.4g}" rgba="{rgba}" {_LINK}/>'
+    return (
+        f'<geom type="capsule" fromto="0 0 0 {_f(to)}" size="{radius:.4g}" '
+        f'mass="{mass:.4g}" rgba="{rgba}" {_LINK}/>'
+    )
 
 
 def _wx250s_arm(spec: RobotSpec) -> tuple[str, str]:
@@ -270,9 +282,12 @@ def _wx250s_arm(spec: RobotSpec) -> tuple[str, str]:
     kv = (5, 7, 5, 1.5, 1.5, 0.8)
     act = '\n'.join(
         f'<position name="{n}" joint="{n}" kp="{p}" kv="{v}" ctrlrange="{a:.6f} {b:.6f}"/>'
-        for n, p, v, a, b in zip(j, kp, kv, lo, hi))
-    act += (f'\n<position name="gripper" tendon="gripper" kp="1000" kv="20" '
-            f'ctrlrange="{fr_lo} {fr_hi}" forcelimited="true" forcerange="-12 12"/>')
+        for n, p, v, a, b in zip(j, kp, kv, lo, hi)
+    )
+    act += (
+        f'\n<position name="gripper" tendon="gripper" kp="1000" kv="20" '
+        f'ctrlrange="{fr_lo} {fr_hi}" forcelimited="true" forcerange="-12 12"/>'
+    )
     return body, act
 
 
@@ -283,9 +298,16 @@ def _panda_arm(spec: RobotSpec) -> tuple[str, str]:
     the local z axis; the hand is on the flange (d = 0.107) rotated -pi/4 about z and the TCP
     0.1034 m further along z.
     """
-    dh = [(0.0, 0.333, 0.0), (0.0, 0.0, -math.pi / 2), (0.0, 0.316, math.pi / 2),
-          (0.0825, 0.0, math.pi / 2), (-0.0825, 0.384, -math.pi / 2), (0.0, 0.0, math.pi / 2),
-          (0.088, 0.0, math.pi / 2), (0.0, 0.107, 0.0)]
+    dh = [
+        (0.0, 0.333, 0.0),
+        (0.0, 0.0, -math.pi / 2),
+        (0.0, 0.316, math.pi / 2),
+        (0.0825, 0.0, math.pi / 2),
+        (-0.0825, 0.384, -math.pi / 2),
+        (0.0, 0.0, math.pi / 2),
+        (0.088, 0.0, math.pi / 2),
+        (0.0, 0.107, 0.0),
+    ]
     masses = (4.97, 0.65, 3.23, 3.59, 1.23, 1.67, 0.74)
     radii = (0.065, 0.06, 0.06, 0.055, 0.055, 0.05, 0.045)
     white = '0.93 0.93 0.93 1'
@@ -300,8 +322,9 @@ def _panda_arm(spec: RobotSpec) -> tuple[str, str]:
     fr_lo, fr_hi = spec.finger_range
     fj = spec.finger_joint_names
     inner = f"""
-      <body name="hand" pos="{_f(child_pos(7))}" quat="{_f([math.cos(-math.pi / 8), 0, 0,
-                                                            math.sin(-math.pi / 8)])}">
+      <body name="hand" pos="{_f(child_pos(7))}" quat="{
+        _f([math.cos(-math.pi / 8), 0, 0, math.sin(-math.pi / 8)])
+    }">
         <geom type="box" pos="0 0 0.03" size="0.025 0.1 0.025" rgba="{white}" {_LINK}
               mass="0.73"/>
         <site name="ee" pos="0 0 0.1034" size="0.008" rgba="1 0 1 0.4" group="3"/>
@@ -341,9 +364,12 @@ def _panda_arm(spec: RobotSpec) -> tuple[str, str]:
     kv = (450, 450, 350, 350, 200, 200, 200)
     act = '\n'.join(
         f'<position name="{n}" joint="{n}" kp="{p}" kv="{v}" ctrlrange="{a:.6f} {b:.6f}"/>'
-        for n, p, v, a, b in zip(j, kp, kv, lo, hi))
-    act += (f'\n<position name="gripper" tendon="gripper" kp="2000" kv="40" '
-            f'ctrlrange="{fr_lo} {fr_hi}" forcelimited="true" forcerange="-70 70"/>')
+        for n, p, v, a, b in zip(j, kp, kv, lo, hi)
+    )
+    act += (
+        f'\n<position name="gripper" tendon="gripper" kp="2000" kv="40" '
+        f'ctrlrange="{fr_lo} {fr_hi}" forcelimited="true" forcerange="-70 70"/>'
+    )
     return body, act
 
 
@@ -353,24 +379,31 @@ def _object_body(spec: ObjectSpec, pos: np.ndarray) -> str:
     if spec.kind == 'block':
         geoms = f'<geom type="box" size="{_f(s)}" rgba="{c}" mass="{spec.mass}" class="obj"/>'
     elif spec.kind == 'carrot':
-        geoms = (f'<geom type="capsule" size="{s[0]} {s[1]}" quat="0.7071068 0 0.7071068 0" '
-                 f'rgba="{c}" mass="{spec.mass}" class="obj" condim="6" friction="1 0.01 0.003"/>'
-                 f'<geom type="sphere" size="0.006" pos="{s[1] + s[0]:.4f} 0 0" '
-                 f'rgba="0.2 0.6 0.15 1" mass="0.001" class="obj"/>')
+        geoms = (
+            f'<geom type="capsule" size="{s[0]} {s[1]}" quat="0.7071068 0 0.7071068 0" '
+            f'rgba="{c}" mass="{spec.mass}" class="obj" condim="6" friction="1 0.01 0.003"/>'
+            f'<geom type="sphere" size="0.006" pos="{s[1] + s[0]:.4f} 0 0" '
+            f'rgba="0.2 0.6 0.15 1" mass="0.001" class="obj"/>'
+        )
     elif spec.kind == 'plate':
-        geoms = (f'<geom type="cylinder" size="{_f(s)}" rgba="{c}" mass="{spec.mass}" '
-                 f'class="obj"/>')
+        geoms = f'<geom type="cylinder" size="{_f(s)}" rgba="{c}" mass="{spec.mass}" class="obj"/>'
     elif spec.kind == 'towel':
-        geoms = (f'<geom type="box" size="{_f(s)}" rgba="{c}" mass="{spec.mass}" class="obj" '
-                 f'friction="1.5 0.02 0.001"/>')
+        geoms = (
+            f'<geom type="box" size="{_f(s)}" rgba="{c}" mass="{spec.mass}" class="obj" '
+            f'friction="1.5 0.02 0.001"/>'
+        )
     elif spec.kind == 'spoon':
-        geoms = (f'<geom type="box" size="{_f(s)}" rgba="{c}" mass="{spec.mass}" class="obj"/>'
-                 f'<geom type="ellipsoid" size="0.025 0.018 {s[2]}" pos="{s[0] + 0.02:.4f} 0 0" '
-                 f'rgba="{c}" mass="0.01" class="obj"/>')
+        geoms = (
+            f'<geom type="box" size="{_f(s)}" rgba="{c}" mass="{spec.mass}" class="obj"/>'
+            f'<geom type="ellipsoid" size="0.025 0.018 {s[2]}" pos="{s[0] + 0.02:.4f} 0 0" '
+            f'rgba="{c}" mass="0.01" class="obj"/>'
+        )
     else:  # pragma: no cover - OBJECTS only holds the kinds above
         raise AssertionError(spec.kind)
-    return (f'<body name="{spec.name}" pos="{_f(pos)}">'
-            f'<freejoint name="{spec.name}_joint"/>{geoms}</body>')
+    return (
+        f'<body name="{spec.name}" pos="{_f(pos)}">'
+        f'<freejoint name="{spec.name}_joint"/>{geoms}</body>'
+    )
 
 
 def camera_xyaxes(pos, lookat) -> np.ndarray:
@@ -383,9 +416,13 @@ def camera_xyaxes(pos, lookat) -> np.ndarray:
     return np.concatenate([right, up])
 
 
-def build_scene_xml(robot: str, objects: tuple[str, ...] | list[str] = (),
-                    image_size: tuple[int, int] = (480, 640), physics_dt: float = 0.002,
-                    shadows: bool = False) -> str:
+def build_scene_xml(
+    robot: str,
+    objects: tuple[str, ...] | list[str] = (),
+    image_size: tuple[int, int] = (480, 640),
+    physics_dt: float = 0.002,
+    shadows: bool = False,
+) -> str:
     """Return the MJCF text of ``robot`` on a table with ``objects`` and the scene camera.
 
     Args:
@@ -465,8 +502,7 @@ def build_scene_xml(robot: str, objects: tuple[str, ...] | list[str] = (),
           material="table" {_TABLE} condim="3" friction="0.8 0.01 0.001"/>
     <geom name="table_leg" type="box" pos="{tx} {ty} -0.4" size="{hx - 0.05} {hy - 0.05} 0.35"
           rgba="0.3 0.25 0.2 1" contype="0" conaffinity="0"/>
-    <camera name="{cam.name}" pos="{_f(cam.pos)}" xyaxes="{_f(camera_xyaxes(cam.pos,
-                                                                           cam.lookat))}"
+    <camera name="{cam.name}" pos="{_f(cam.pos)}" xyaxes="{_f(camera_xyaxes(cam.pos, cam.lookat))}"
             fovy="{cam.fovy_deg}"/>
     {arm}
     {''.join(bodies)}

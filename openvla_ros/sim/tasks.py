@@ -136,20 +136,33 @@ class Task:
             return None
         support = object_poses[self.place]
         top = support[2, 3] + object_spec(self.place, self.robot).half_height
-        return np.array([support[0, 3], support[1, 3],
-                         top + object_spec(self.pick, self.robot).half_height])
+        return np.array(
+            [support[0, 3], support[1, 3], top + object_spec(self.pick, self.robot).half_height]
+        )
 
 
 _TASKS = {
-    'carrot_on_plate': dict(instruction='put the carrot on the plate',
-                            objects=('carrot', 'plate', 'green_block'), pick='carrot',
-                            place='plate', robots=('wx250s',)),
-    'spoon_on_towel': dict(instruction='put the spoon on the towel',
-                           objects=('spoon', 'towel', 'yellow_block'), pick='spoon',
-                           place='towel', robots=('wx250s',)),
-    'lift_block': dict(instruction='pick up the red block',
-                       objects=('red_block', 'green_block', 'blue_block'), pick='red_block',
-                       place=None, robots=('wx250s', 'panda', 'fr3')),
+    'carrot_on_plate': dict(
+        instruction='put the carrot on the plate',
+        objects=('carrot', 'plate', 'green_block'),
+        pick='carrot',
+        place='plate',
+        robots=('wx250s',),
+    ),
+    'spoon_on_towel': dict(
+        instruction='put the spoon on the towel',
+        objects=('spoon', 'towel', 'yellow_block'),
+        pick='spoon',
+        place='towel',
+        robots=('wx250s',),
+    ),
+    'lift_block': dict(
+        instruction='pick up the red block',
+        objects=('red_block', 'green_block', 'blue_block'),
+        pick='red_block',
+        place=None,
+        robots=('wx250s', 'panda', 'fr3'),
+    ),
 }
 
 
@@ -167,7 +180,12 @@ def get_task(name: str, robot: str = 'wx250s') -> Task:
     robot_spec(robot)  # validates the robot name
     entry = _TASKS.get(name)
     if entry is None or robot not in entry['robots']:
-        raise ValueError(f'unknown task {name!r} for robot {robot!r}; known: '
-                         f'{task_names(robot)}')
-    return Task(name=name, robot=robot, instruction=entry['instruction'],
-                objects=entry['objects'], pick=entry['pick'], place=entry['place'])
+        raise ValueError(f'unknown task {name!r} for robot {robot!r}; known: {task_names(robot)}')
+    return Task(
+        name=name,
+        robot=robot,
+        instruction=entry['instruction'],
+        objects=entry['objects'],
+        pick=entry['pick'],
+        place=entry['place'],
+    )

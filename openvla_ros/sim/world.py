@@ -84,9 +84,16 @@ class SimWorld:
         ValueError: unknown robot/task or bad sizes.
     """
 
-    def __init__(self, robot: str = 'wx250s', *, seed: int = 0, task: str | None = None,
-                 image_size: tuple[int, int] = (480, 640), physics_dt: float = 0.002,
-                 shadows: bool = False) -> None:
+    def __init__(
+        self,
+        robot: str = 'wx250s',
+        *,
+        seed: int = 0,
+        task: str | None = None,
+        image_size: tuple[int, int] = (480, 640),
+        physics_dt: float = 0.002,
+        shadows: bool = False,
+    ) -> None:
         self.spec = robot_spec(robot)
         self.robot = robot
         self.task: Task | None = None
@@ -174,8 +181,14 @@ class SimWorld:
 
     def _default_layout(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Objects spread over the reachable part of the table (no task)."""
-        free = Task(name='free', robot=self.robot, instruction='', objects=self.objects,
-                    pick=self.objects[0], place=None)
+        free = Task(
+            name='free',
+            robot=self.robot,
+            instruction='',
+            objects=self.objects,
+            pick=self.objects[0],
+            place=None,
+        )
         return free.sample_object_poses(rng)
 
     def set_object_pose(self, name: str, pose: np.ndarray) -> None:
@@ -193,10 +206,10 @@ class SimWorld:
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, np.ascontiguousarray(pose[:3, :3]).ravel())
         a = self._obj_qadr[name]
-        self.data.qpos[a:a + 3] = pose[:3, 3]
-        self.data.qpos[a + 3:a + 7] = quat
+        self.data.qpos[a : a + 3] = pose[:3, 3]
+        self.data.qpos[a + 3 : a + 7] = quat
         v = self._obj_dadr[name]
-        self.data.qvel[v:v + 6] = 0.0
+        self.data.qvel[v : v + 6] = 0.0
         mujoco.mj_forward(self.model, self.data)
 
     # ------------------------------------------------------------------ commands
@@ -297,8 +310,9 @@ class SimWorld:
             raise ValueError(f'duration must be finite and >= 0, got {duration!r}')
         n = int(round(duration / self.physics_dt))
         if abs(n * self.physics_dt - duration) > 1e-6 * max(1.0, duration):
-            raise ValueError(f'duration {duration!r} is not a multiple of physics_dt '
-                             f'{self.physics_dt!r}')
+            raise ValueError(
+                f'duration {duration!r} is not a multiple of physics_dt {self.physics_dt!r}'
+            )
         m, d = self.model, self.data
         act = self._arm_act
         dt = self.physics_dt
@@ -341,10 +355,15 @@ class SimWorld:
         d = self.data
         qa = np.concatenate([self._arm_qadr, self._fing_qadr])
         da = np.concatenate([self._arm_dadr, self._fing_dadr])
-        effort = np.concatenate([d.actuator_force[self._arm_act],
-                                 d.qfrc_actuator[self._fing_dadr]])
-        return JointStateData(self.joint_names + self.finger_joint_names, d.qpos[qa].copy(),
-                              d.qvel[da].copy(), effort)
+        effort = np.concatenate(
+            [d.actuator_force[self._arm_act], d.qfrc_actuator[self._fing_dadr]]
+        )
+        return JointStateData(
+            self.joint_names + self.finger_joint_names,
+            d.qpos[qa].copy(),
+            d.qvel[da].copy(),
+            effort,
+        )
 
     def gripper_opening(self) -> float:
         """Measured normalized opening (0 = closed .. 1 = open) from the finger positions."""
@@ -372,16 +391,18 @@ class SimWorld:
         d, m = self.data, self.model
         if d.ncon == 0:
             return False
-        b1 = m.geom_bodyid[d.contact.geom1[:d.ncon]]
-        b2 = m.geom_bodyid[d.contact.geom2[:d.ncon]]
+        b1 = m.geom_bodyid[d.contact.geom1[: d.ncon]]
+        b2 = m.geom_bodyid[d.contact.geom2[: d.ncon]]
         a1, a2 = np.isin(b1, ids_a), np.isin(b2, ids_a)
         c1, c2 = np.isin(b1, ids_b), np.isin(b2, ids_b)
         return bool(np.any((a1 & c2) | (a2 & c1)))
 
     def _body_ids(self, name: str) -> list[int]:
         if name == 'gripper':
-            return [self.model.body('left_finger_link').id,
-                    self.model.body('right_finger_link').id]
+            return [
+                self.model.body('left_finger_link').id,
+                self.model.body('right_finger_link').id,
+            ]
         if name == 'table':
             return [0]  # the table top is a world geom (the floor is far below)
         try:
@@ -404,8 +425,16 @@ class SimWorld:
         h, w = self.image_size
         fovy = float(self.model.cam_fovy[self._cam])
         f = 0.5 * h / math.tan(math.radians(fovy) / 2.0)
-        return CameraIntrinsics(width=w, height=h, fx=f, fy=f, cx=w / 2.0, cy=h / 2.0,
-                                frame_id=self.spec.camera.frame_id, fovy_deg=fovy)
+        return CameraIntrinsics(
+            width=w,
+            height=h,
+            fx=f,
+            fy=f,
+            cx=w / 2.0,
+            cy=h / 2.0,
+            frame_id=self.spec.camera.frame_id,
+            fovy_deg=fovy,
+        )
 
     def camera_pose(self) -> np.ndarray:
         """Pose (4x4, base frame) of the camera *optical* frame (z forward, x right, y down)."""
@@ -438,4 +467,3 @@ def _load_triton_before_gl() -> None:
         import triton  # noqa: F401, PLC0415
     except ImportError:
         pass
-

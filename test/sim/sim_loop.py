@@ -29,9 +29,13 @@ class EpisodeResult:
     ik_failures: int
 
 
-def run_expert_episode(world: SimWorld, expert: ScriptedExpert, seed: int,
-                       max_steps: int | None = None,
-                       ik_dt: float | None = POLICY_DT) -> EpisodeResult:
+def run_expert_episode(
+    world: SimWorld,
+    expert: ScriptedExpert,
+    seed: int,
+    max_steps: int | None = None,
+    ik_dt: float | None = POLICY_DT,
+) -> EpisodeResult:
     """One 5 Hz episode: apply each delta to the previous target, IK, step, check success.
 
     Like the robot pipeline, the IK rejects solutions faster than the joint velocity limit over

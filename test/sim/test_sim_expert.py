@@ -37,8 +37,17 @@ def test_open_loop_plan_is_bounded_and_reaches_place_target():
         target = apply_action(target, a)
         if not seen or seen[-1] != expert.phase:
             seen.append(expert.phase)
-    assert seen == ['approach', 'descend', 'close', 'lift', 'carry', 'lower', 'release',
-                    'retreat', 'done']
+    assert seen == [
+        'approach',
+        'descend',
+        'close',
+        'lift',
+        'carry',
+        'lower',
+        'release',
+        'retreat',
+        'done',
+    ]
     assert expert.done
     # without physics the carrot stays where it was grasped (under the TCP), so the TCP is
     # lowered straight above the plate centre
@@ -108,13 +117,20 @@ def test_actions_follow_control_delta_convention():
         target = goal
 
 
-@pytest.mark.parametrize('name,robot', [('carrot_on_plate', 'wx250s'),
-                                        ('spoon_on_towel', 'wx250s'),
-                                        ('lift_block', 'wx250s'), ('lift_block', 'panda')])
+@pytest.mark.parametrize(
+    'name,robot',
+    [
+        ('carrot_on_plate', 'wx250s'),
+        ('spoon_on_towel', 'wx250s'),
+        ('lift_block', 'wx250s'),
+        ('lift_block', 'panda'),
+    ],
+)
 def test_expert_succeeds_in_closed_loop(name, robot):
     with SimWorld(robot, task=name) as world:
-        results = [run_expert_episode(world, ScriptedExpert(name, robot), seed)
-                   for seed in range(3)]
+        results = [
+            run_expert_episode(world, ScriptedExpert(name, robot), seed) for seed in range(3)
+        ]
     assert all(r.success for r in results), results
     assert all(r.steps <= world.task.max_steps for r in results)
 
@@ -122,7 +138,8 @@ def test_expert_succeeds_in_closed_loop(name, robot):
 def test_wrong_expert_episode_fails():
     with SimWorld('wx250s', task='carrot_on_plate') as world:
         result = run_expert_episode(
-            world, ScriptedExpert('carrot_on_plate', place_offset=(0.0, 0.15, 0.0)), 0)
+            world, ScriptedExpert('carrot_on_plate', place_offset=(0.0, 0.15, 0.0)), 0
+        )
         assert not result.success
         assert result.steps == world.task.max_steps
         assert 'release' in result.phases  # it did drop the carrot, just not on the plate
@@ -133,6 +150,8 @@ def test_wrong_expert_episode_fails():
 def test_expert_success_rate_over_20_seeds(name):
     """The issue-11 bar: >= 90 % of 20 seeded WidowX episodes succeed in this simplified loop."""
     with SimWorld('wx250s', task=name) as world:
-        wins = sum(run_expert_episode(world, ScriptedExpert(name), seed).success
-                   for seed in range(100, 120))
+        wins = sum(
+            run_expert_episode(world, ScriptedExpert(name), seed).success
+            for seed in range(100, 120)
+        )
     assert wins >= 18, f'{wins}/20'

@@ -34,8 +34,11 @@ def test_scene_builds_with_all_objects(robot):
         model.joint(name)  # raises KeyError when missing
     assert model.nu == len(spec.joint_names) + 1
     assert model.nbody >= len(OBJECTS) + len(spec.joint_names)
-    np.testing.assert_allclose(model.jnt_range[[model.joint(n).id for n in spec.joint_names]],
-                               np.stack([spec.lower, spec.upper], axis=1), atol=1e-6)
+    np.testing.assert_allclose(
+        model.jnt_range[[model.joint(n).id for n in spec.joint_names]],
+        np.stack([spec.lower, spec.upper], axis=1),
+        atol=1e-6,
+    )
 
 
 def test_unknown_names_raise():

@@ -11,8 +11,13 @@ import pytest  # noqa: E402
 
 from openvla_ros.sim import get_task, object_spec, robot_spec, SimWorld, task_names  # noqa: E402
 
-CASES = [('carrot_on_plate', 'wx250s'), ('spoon_on_towel', 'wx250s'), ('lift_block', 'wx250s'),
-         ('lift_block', 'panda'), ('lift_block', 'fr3')]
+CASES = [
+    ('carrot_on_plate', 'wx250s'),
+    ('spoon_on_towel', 'wx250s'),
+    ('lift_block', 'wx250s'),
+    ('lift_block', 'panda'),
+    ('lift_block', 'fr3'),
+]
 
 
 def test_registry():
@@ -47,7 +52,7 @@ def test_layout_is_seeded_and_reachable(name, robot):
             assert x0 <= p[0] <= x1 and y0 <= p[1] <= y1
         names = list(xy)
         for i, o in enumerate(names):
-            for q in names[i + 1:]:
+            for q in names[i + 1 :]:
                 assert np.linalg.norm(xy[o] - xy[q]) > task._footprint(o) + task._footprint(q)
 
 
@@ -68,14 +73,19 @@ def _put_on(world: SimWorld, pick: str, support: str, offset=(0.0, 0.0)) -> None
     target = np.eye(4)
     s = poses[support]
     top = s[2, 3] + object_spec(support).half_height
-    target[:3, 3] = [s[0, 3] + offset[0], s[1, 3] + offset[1],
-                     top + object_spec(pick).half_height + 0.002]
+    target[:3, 3] = [
+        s[0, 3] + offset[0],
+        s[1, 3] + offset[1],
+        top + object_spec(pick).half_height + 0.002,
+    ]
     world.set_object_pose(pick, target)
     world.step(0.6)
 
 
-@pytest.mark.parametrize('name,pick,support', [('carrot_on_plate', 'carrot', 'plate'),
-                                               ('spoon_on_towel', 'spoon', 'towel')])
+@pytest.mark.parametrize(
+    'name,pick,support',
+    [('carrot_on_plate', 'carrot', 'plate'), ('spoon_on_towel', 'spoon', 'towel')],
+)
 def test_place_success_in_constructed_state(name, pick, support):
     with SimWorld('wx250s', task=name, seed=1) as world:
         _put_on(world, pick, support)

@@ -79,8 +79,14 @@ def test_joint_state_and_gripper(wx):
     wx.reset(seed=0)
     js = wx.joint_state()
     assert js.name == wx.joint_names + wx.finger_joint_names
-    assert js.name[:6] == ('waist', 'shoulder', 'elbow', 'forearm_roll', 'wrist_angle',
-                           'wrist_rotate')
+    assert js.name[:6] == (
+        'waist',
+        'shoulder',
+        'elbow',
+        'forearm_roll',
+        'wrist_angle',
+        'wrist_rotate',
+    )
     assert js.position.shape == js.velocity.shape == js.effort.shape == (8,)
     assert wx.gripper_opening() == pytest.approx(1.0, abs=0.02)
     wx.set_gripper(0.0)
