@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from openvla_ros.cli._model_args import add_model_arguments
+from openvla_ros.cli.errors import CliError
 
 PROFILES = ('widowx_bridge', 'franka_tabletop', 'franka_droid')
 #: Checkpoints learned by `openvla-ros learn` that ship with the package, one folder per task.
@@ -50,6 +51,36 @@ def resolve_learned(args: argparse.Namespace) -> str:
     args.model = args.model or str(shipped[task])
     args.unnorm_key = args.unnorm_key or meta['unnorm_key']
     return ''
+
+
+def check_task(args: argparse.Namespace) -> None:
+    """Refuses a --task the profile's robot does not have (before the simulator starts)."""
+    from openvla_ros.episodes import DEFAULT_TASKS  # noqa: PLC0415
+    from openvla_ros.profiles import load_profile  # noqa: PLC0415
+    from openvla_ros.sim.tasks import get_task  # noqa: PLC0415
+
+    robot = str(load_profile(args.profile).get('robot'))
+    try:
+        get_task(args.task or DEFAULT_TASKS[args.profile], robot)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def check_model(args: argparse.Namespace) -> None:
+    """Refuses an OpenVLA --model that is neither a checkpoint directory nor a reachable hub id.
+
+    Checked here, before the simulator starts, rather than when the policy node loads it. A hub id
+    is fetched into the local cache now (the node then loads it from there).
+    """
+    if args.policy != 'openvla' or not args.model:
+        return
+    from openvla_ros.model.errors import OpenVLAError  # noqa: PLC0415
+    from openvla_ros.model.loading import resolve_model_dir  # noqa: PLC0415
+
+    try:
+        resolve_model_dir(args.model)
+    except OpenVLAError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def add_episode_arguments(parser: argparse.ArgumentParser) -> None:

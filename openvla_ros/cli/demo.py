@@ -21,15 +21,21 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-import sys
+from typing import Any, TYPE_CHECKING
 
 from openvla_ros.cli._episode_args import (
     add_episode_arguments,
+    check_model,
+    check_task,
     describe_policy,
     ensure_model,
     isolate_dds,
     resolve_learned,
 )
+from openvla_ros.cli.errors import CliError
+
+if TYPE_CHECKING:
+    from openvla_ros.episodes import EpisodeConfig, EpisodeResult
 
 __all__ = ['add_arguments', 'main']
 
@@ -48,26 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import numpy as np  # noqa: PLC0415
-    from tqdm import tqdm  # noqa: PLC0415
-
-    from openvla_ros.episodes import EpisodeConfig, run_episode  # noqa: PLC0415
-    from openvla_ros.report import tracking_error, write_plot, write_video  # noqa: PLC0415
+    """Check the arguments, run one episode with a progress bar, write and print the outputs."""
+    from openvla_ros.episodes import EpisodeConfig  # noqa: PLC0415
     from openvla_ros.runner import private_domain_id  # noqa: PLC0415
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     name = f'{args.profile}_{args.task or "default"}_{args.policy}_seed{args.seed}'
     bag = out / f'{name}_bag'
-    error = resolve_learned(args)
-    if error:
-        print(f'openvla-ros demo: {error}', file=sys.stderr)
-        return 1
-    if bag.exists() and not args.no_record:
-        print(
-            f'openvla-ros demo: {bag} exists; remove it or choose another --out', file=sys.stderr
-        )
-        return 1
+    _check_arguments(args, bag)
     isolate_dds()
     domain = args.domain_id if args.domain_id is not None else private_domain_id()
     print(describe_policy(args), flush=True)
@@ -93,6 +88,31 @@ def main(args: argparse.Namespace) -> int:
         bag='' if args.no_record else str(bag),
         domain_id=domain,
     )
+    result = _run_with_progress(cfg)
+    summary = _write_outputs(args, out, name, cfg, result)
+    summary['bag'] = '' if args.no_record else str(bag)
+    (out / f'{name}.json').write_text(json.dumps(summary, indent=2))
+    _print_summary(result, summary)
+    return 0
+
+
+def _check_arguments(args: argparse.Namespace, bag: Path) -> None:
+    """Refuses what would fail later (before anything starts); --policy learned -> its model."""
+    error = resolve_learned(args)
+    if error:
+        raise CliError(error)
+    if bag.exists() and not args.no_record:
+        raise CliError(f'{bag} exists; remove it or choose another --out')
+    check_task(args)
+    check_model(args)
+
+
+def _run_with_progress(cfg: EpisodeConfig) -> EpisodeResult:
+    """The episode, with a percentage bar of its simulated time on stderr."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from openvla_ros.episodes import run_episode  # noqa: PLC0415
+
     bar = tqdm(
         total=100,
         desc='demo',
@@ -107,12 +127,21 @@ def main(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
     try:
-        result = run_episode(cfg, progress)
+        return run_episode(cfg, progress)
     except (RuntimeError, ValueError, FileExistsError) as exc:
+        raise CliError(str(exc)) from exc
+    finally:
         bar.close()
-        print(f'openvla-ros demo: {exc}', file=sys.stderr)
-        return 1
-    bar.close()
+
+
+def _write_outputs(
+    args: argparse.Namespace, out: Path, name: str, cfg: EpisodeConfig, result: EpisodeResult
+) -> dict[str, Any]:
+    """Writes <name>.mp4 and <name>.png under out; returns the summary (without its bag)."""
+    import numpy as np  # noqa: PLC0415
+
+    from openvla_ros.report import tracking_error, write_plot, write_video  # noqa: PLC0415
+
     data = result.data
     video = write_video(data.frames, out / f'{name}.mp4', fps=cfg.camera_rate)
     plot = write_plot(
@@ -123,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
         f'{args.profile}: "{result.instruction}" ({args.policy})',
     )
     error = tracking_error(data.commanded, data.reached)
-    summary = {
+    return {
         'profile': args.profile,
         'task': result.task,
         'instruction': result.instruction,
@@ -144,14 +173,16 @@ def main(args: argparse.Namespace) -> int:
         },
         'video': str(video),
         'plot': str(plot),
-        'bag': '' if args.no_record else str(bag),
     }
-    (out / f'{name}.json').write_text(json.dumps(summary, indent=2))
+
+
+def _print_summary(result: EpisodeResult, summary: dict[str, Any]) -> None:
+    """Outcome and safety counts, the output paths, then the summary as one JSON line."""
     outcome = f'SUCCESS at {result.time_to_success:.1f} s' if result.success else 'not done'
     print(
         f'task {result.task}: {outcome} (ran {result.duration:.1f} s); {result.chunks} chunks; '
         f'safety passed/clipped/rejected {result.passed}/{result.clipped}/{result.rejected}'
     )
-    print(f'video {video}\nplot  {plot}' + ('' if args.no_record else f'\nbag   {bag}'))
+    bag = summary['bag']
+    print(f'video {summary["video"]}\nplot  {summary["plot"]}' + (f'\nbag   {bag}' if bag else ''))
     print(json.dumps(summary))
-    return 0

@@ -21,14 +21,21 @@ import json
 import math
 from pathlib import Path
 import sys
+from typing import Any, TYPE_CHECKING
 
 from openvla_ros.cli._episode_args import (
     add_episode_arguments,
+    check_model,
+    check_task,
     describe_policy,
     ensure_model,
     isolate_dds,
     resolve_learned,
 )
+from openvla_ros.cli.errors import CliError
+
+if TYPE_CHECKING:
+    from openvla_ros.episodes import EpisodeResult
 
 __all__ = ['add_arguments', 'main']
 
@@ -55,21 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm  # noqa: PLC0415
-
-    from openvla_ros.episodes import EpisodeConfig, run_episode, wilson_interval  # noqa: PLC0415
-    from openvla_ros.report import write_video  # noqa: PLC0415
+    """Check the arguments, run the seeded episodes, print the report (and JSON with --json)."""
     from openvla_ros.runner import private_domain_id  # noqa: PLC0415
 
-    error = resolve_learned(args)
-    if error:
-        print(f'openvla-ros evaluate: {error}', file=sys.stderr)
-        return 1
-    if args.episodes < 1:
-        print(
-            f'openvla-ros evaluate: --episodes must be >= 1, got {args.episodes}', file=sys.stderr
-        )
-        return 1
+    _check_arguments(args)
     for folder in (args.video, args.record):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
@@ -79,19 +75,48 @@ def main(args: argparse.Namespace) -> int:
     work = args.record or args.video or Path('outputs/evaluate')
     work.mkdir(parents=True, exist_ok=True)
     model = ensure_model(args, work)
-    results = []
+    results = _run_episodes(args, model, domain)
+    summary = _summary(args, model, results)
+    print(_report_line(args, summary))
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+def _bag_path(args: argparse.Namespace, seed: int) -> Path | None:
+    """Where --record writes the episode of this seed (None without --record)."""
+    if args.record is None:
+        return None
+    return args.record / f'{args.profile}_{args.task or "default"}_seed{seed}'
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuses what would fail later, before any episode runs; --policy learned -> its model."""
+    error = resolve_learned(args)
+    if error:
+        raise CliError(error)
+    if args.episodes < 1:
+        raise CliError(f'--episodes must be >= 1, got {args.episodes}')
+    for i in range(args.episodes):
+        bag = _bag_path(args, args.seed + i)
+        if bag is not None and bag.exists():
+            raise CliError(f'{bag} exists; choose another --record directory')
+    check_task(args)
+    check_model(args)
+
+
+def _run_episodes(args: argparse.Namespace, model: str, domain: int) -> list[EpisodeResult]:
+    """Episode i on scene seed --seed + i, with a bar of episodes and successes on stderr."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from openvla_ros.episodes import EpisodeConfig, run_episode  # noqa: PLC0415
+    from openvla_ros.report import write_video  # noqa: PLC0415
+
+    results: list[EpisodeResult] = []
     bar = tqdm(range(args.episodes), desc='episodes', unit='ep', file=sys.stderr)
     for i in bar:
         seed = args.seed + i
-        bag = ''
-        if args.record is not None:
-            bag = str(args.record / f'{args.profile}_{args.task or "default"}_seed{seed}')
-            if Path(bag).exists():
-                print(
-                    f'openvla-ros evaluate: {bag} exists; choose another --record directory',
-                    file=sys.stderr,
-                )
-                return 1
+        bag = _bag_path(args, seed)
         cfg = EpisodeConfig(
             profile=args.profile,
             policy=args.policy,
@@ -104,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
             unnorm_key=args.unnorm_key,
             adapter=args.adapter,
             server_url=args.server_url,
-            bag=bag,
+            bag='' if bag is None else str(bag),
             place_offset=tuple(args.place_offset),
             domain_id=domain,
             camera_rate=10.0,
@@ -114,17 +139,23 @@ def main(args: argparse.Namespace) -> int:
             result = run_episode(cfg)
         except (RuntimeError, ValueError) as exc:
             bar.close()
-            print(f'openvla-ros evaluate: episode {i} (seed {seed}): {exc}', file=sys.stderr)
-            return 1
+            raise CliError(f'episode {i} (seed {seed}): {exc}') from exc
         results.append(result)
         if args.video is not None and result.data.frames:
             write_video(result.data.frames, args.video / f'{result.task}_seed{seed}.mp4', 10.0)
         bar.set_postfix(success=f'{sum(r.success for r in results)}/{len(results)}')
     bar.close()
+    return results
+
+
+def _summary(args: argparse.Namespace, model: str, results: list[EpisodeResult]) -> dict[str, Any]:
+    """The report: success rate with its 95 % Wilson interval, safety counts, per episode."""
+    from openvla_ros.episodes import wilson_interval  # noqa: PLC0415
+
     successes = sum(r.success for r in results)
     low, high = wilson_interval(successes, len(results))
     times = [r.time_to_success for r in results if r.success]
-    summary = {
+    return {
         'profile': args.profile,
         'task': results[0].task,
         'instruction': results[0].instruction,
@@ -159,8 +190,16 @@ def main(args: argparse.Namespace) -> int:
             for r in results
         ],
     }
-    print(
-        f'{summary["task"]} ({args.profile}, {summary["policy"]}): {successes}/{len(results)} = '
+
+
+def _report_line(args: argparse.Namespace, summary: dict[str, Any]) -> str:
+    """One human line: rate and interval, time to success, safety, holds, real-time factor."""
+    from openvla_ros.episodes import wilson_interval  # noqa: PLC0415
+
+    low, high = wilson_interval(summary['successes'], summary['episodes'])  # unrounded
+    return (
+        f'{summary["task"]} ({args.profile}, {summary["policy"]}): '
+        f'{summary["successes"]}/{summary["episodes"]} = '
         f'{100 * summary["success_rate"]:.0f} % (95 % CI {100 * low:.0f}-{100 * high:.0f} %), '
         f'mean time to success {summary["mean_time_to_success_s"]} s, '
         f'safety clipped {summary["clipped"]}, rejected {summary["rejected"]}, '
@@ -168,6 +207,3 @@ def main(args: argparse.Namespace) -> int:
         f'real-time factor {summary["real_time_factor_min"]}-{summary["real_time_factor_mean"]} '
         '(min-mean)'
     )
-    if args.json:
-        print(json.dumps(summary))
-    return 0

@@ -37,6 +37,12 @@ import argparse
 import json
 from pathlib import Path
 import sys
+from typing import Any, TYPE_CHECKING
+
+from openvla_ros.cli.errors import CliError
+
+if TYPE_CHECKING:
+    from openvla_ros.finetune import Trainer
 
 __all__ = ['add_arguments', 'main']
 
@@ -112,11 +118,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', action='store_true', help='print one JSON object at the end')
 
 
-def _fail(message: str) -> int:
-    print(f'finetune: {message}', file=sys.stderr)
-    return 1
-
-
 def main(args: argparse.Namespace) -> int:
     """Check inputs, train, save, print a summary (and leave torchrun's process group)."""
     try:
@@ -129,13 +130,31 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    _check_arguments(args)
+    trainer = _train(args)
+    if not trainer.dist.is_main:
+        return 0
+    summary = json.loads((args.out / 'finetune.json').read_text())
+    if args.json:
+        print(json.dumps(_json_result(args, summary, trainer)))
+    else:
+        _print_summary(args, summary)
+    return 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuses a missing dataset and an absent CUDA device before anything loads."""
     if not args.data.is_dir():
-        return _fail(f'no dataset directory {args.data}')
+        raise CliError(f'no dataset directory {args.data}')
     if args.device.startswith('cuda'):
         import torch
 
         if not torch.cuda.is_available():
-            return _fail(f'--device {args.device} requested but CUDA is not available')
+            raise CliError(f'--device {args.device} requested but CUDA is not available')
+
+
+def _train(args: argparse.Namespace) -> Trainer:
+    """Builds the trainer (printing what it trains, on rank 0), trains and saves."""
     import logging
 
     from openvla_ros.data import DataError
@@ -189,14 +208,18 @@ def _main(args: argparse.Namespace) -> int:
                 + (f'; resumed at step {trainer.step}' if trainer.resumed_from else '')
             )
         trainer.train()
-        if not main_rank:
-            return 0
     except (DataError, FinetuneError, OpenVLAError, ValueError) as exc:
-        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise CliError(str(exc)) from exc
     except OSError as exc:
-        return _fail(f'{type(exc).__name__}: {exc}')
-    summary = json.loads((args.out / 'finetune.json').read_text())
-    result = {
+        raise CliError(f'{type(exc).__name__}: {exc}') from exc
+    return trainer
+
+
+def _json_result(
+    args: argparse.Namespace, summary: dict[str, Any], trainer: Trainer
+) -> dict[str, Any]:
+    """The --json line: step, train and held-out metrics, speed, where the outputs are."""
+    return {
         'step': summary['step'],
         'final_train': summary['final_train'],
         'initial_eval': summary['initial_eval'],
@@ -209,9 +232,10 @@ def _main(args: argparse.Namespace) -> int:
         'merged': summary['merged'],
         'resumed_from': summary['resumed_from'],
     }
-    if args.json:
-        print(json.dumps(result))
-        return 0
+
+
+def _print_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    """Train loss, held-out metrics before and after, and how to use the result."""
     train = summary['final_train'] or {}
     print(f'step {summary["step"]}: train loss {train.get("loss", float("nan")):.4f}')
     if summary['initial_eval']:
@@ -232,4 +256,3 @@ def _main(args: argparse.Namespace) -> int:
         print(f'adapter + dataset_statistics.json ({args.unnorm_key}) in {args.out}')
     if summary['merged']:
         print(f'merged checkpoint: {summary["merged"]}')
-    return 0

@@ -1,8 +1,9 @@
 """``openvla-ros <verb>``: dispatches to one module per verb.
 
-Each verb module has ``add_arguments(parser)`` and ``main(args) -> int``; it is imported only when
-used, so ``openvla-ros --help`` stays fast and a verb's heavy imports (torch, rclpy) never slow
-another.
+Each verb module has ``add_arguments(parser)`` and ``main(args) -> int``; its heavy imports (torch,
+rclpy) live inside ``main``, so ``openvla-ros --help`` stays fast and one verb never slows another.
+A verb reports a known error by raising ``CliError``; ``main`` here prints it as the one line
+``openvla-ros <verb>: <message>`` on stderr and exits 1, the same for every verb.
 
     openvla-ros make-tiny-model /tmp/tiny
     openvla-ros predict --model /tmp/tiny --image frame.png --instruction "put the spoon on the
@@ -16,7 +17,9 @@ import argparse
 import importlib
 import sys
 
-__all__ = ['VERBS', 'main']
+from openvla_ros.cli.errors import CliError
+
+__all__ = ['CliError', 'VERBS', 'error_line', 'main']
 
 # verb -> (module, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
@@ -44,8 +47,13 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-class CliError(Exception):
-    """A known error: printed as one line on stderr, exit code 1."""
+def error_line(exc: CliError) -> str:
+    """The first line of the message (one line on stderr), or the type of the error behind it."""
+    text = str(exc).strip()
+    if text:
+        return text.splitlines()[0]
+    cause = exc.__cause__ or exc.__context__
+    return type(cause).__name__ if cause is not None else 'error'
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._module.main(args) or 0)
     except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
+        print(f'openvla-ros {args.verb}: interrupted', file=sys.stderr)
         return 130
     except CliError as exc:
-        print(f'openvla-ros {args.verb}: {exc}', file=sys.stderr)
+        print(f'openvla-ros {args.verb}: {error_line(exc)}', file=sys.stderr)
         return 1
 
 

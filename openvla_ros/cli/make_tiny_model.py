@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-import sys
+
+from openvla_ros.cli.errors import CliError
 
 __all__ = ['add_arguments', 'main']
 
@@ -26,17 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Build and save the tiny model; print its directory."""
     if args.seed < 0:
-        print(f'make-tiny-model: --seed must be >= 0, got {args.seed}', file=sys.stderr)
-        return 1
+        raise CliError(f'--seed must be >= 0, got {args.seed}')
     if args.directory.exists() and not args.directory.is_dir():
-        print(f'make-tiny-model: {args.directory} exists and is not a directory', file=sys.stderr)
-        return 1
+        raise CliError(f'{args.directory} exists and is not a directory')
     from openvla_ros.model.tiny import make_tiny_model
 
     try:
         out = make_tiny_model(args.directory, seed=args.seed)
     except OSError as exc:
-        print(f'make-tiny-model: cannot write {args.directory}: {exc}', file=sys.stderr)
-        return 1
+        raise CliError(f'cannot write {args.directory}: {exc}') from exc
     print(out)
     return 0

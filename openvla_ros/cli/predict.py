@@ -21,9 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-import sys
 
 from openvla_ros.cli._model_args import add_inference_arguments, add_model_arguments
+from openvla_ros.cli.errors import CliError
 
 __all__ = ['add_arguments', 'main']
 
@@ -43,19 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fail(message: str) -> int:
-    print(f'predict: {message}', file=sys.stderr)
-    return 1
-
-
 def main(args: argparse.Namespace) -> int:
     """Load the model, read the image, predict, print."""
     if not args.image.is_file():
-        return _fail(f'no image file {args.image}')
+        raise CliError(f'no image file {args.image}')
     if not args.instruction.strip():
-        return _fail('--instruction is empty')
+        raise CliError('--instruction is empty')
     if not (args.device == 'cpu' or args.device.startswith('cuda')):
-        return _fail(f"--device must be 'cpu' or 'cuda[:N]', got {args.device!r}")
+        raise CliError(f"--device must be 'cpu' or 'cuda[:N]', got {args.device!r}")
     import logging
 
     from PIL import Image, UnidentifiedImageError
@@ -69,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
         with Image.open(args.image) as handle:
             image = handle.convert('RGB')
     except (OSError, UnidentifiedImageError) as exc:
-        return _fail(f'cannot read image {args.image}: {exc}')
+        raise CliError(f'cannot read image {args.image}: {exc}') from exc
     try:
         policy = OpenVLAPolicy.load(
             args.model,
@@ -84,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
         key = policy.resolve_unnorm_key(args.unnorm_key)
         prediction = policy.predict(image, args.instruction, key)
     except (OpenVLAError, ValueError) as exc:
-        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise CliError(str(exc)) from exc
     if args.json:
         result = {
             'action': [float(v) for v in prediction.action],

@@ -22,7 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-import sys
+
+from openvla_ros.cli.errors import CliError
 
 __all__ = ['add_arguments', 'main']
 
@@ -71,18 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', action='store_true', help='print the summary as JSON')
 
 
-def _fail(message: str) -> int:
-    print(f'record: {message}', file=sys.stderr)
-    return 1
-
-
 def main(args: argparse.Namespace) -> int:
     """Read the bags, build episodes, write the dataset, print a summary."""
     missing = [str(p) for p in args.bag if not p.exists()]
     if missing:
-        return _fail(f'no bag at {", ".join(missing)}')
+        raise CliError(f'no bag at {", ".join(missing)}')
     if args.out.exists() and not args.out.is_dir():
-        return _fail(f'{args.out} exists and is not a directory')
+        raise CliError(f'{args.out} exists and is not a directory')
     from openvla_ros.data import DataError, record_bags, RecordConfig, write_dataset
     from openvla_ros.profiles import ProfileError
 
@@ -109,9 +105,9 @@ def main(args: argparse.Namespace) -> int:
             args.out, episodes, config, profile=args.profile, overwrite=args.overwrite
         )
     except (DataError, ProfileError, ValueError) as exc:
-        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise CliError(str(exc)) from exc
     except OSError as exc:
-        return _fail(f'cannot write {args.out}: {exc}')
+        raise CliError(f'cannot write {args.out}: {exc}') from exc
     summary = json.loads((out / 'dataset.json').read_text())
     if args.json:
         summary.pop('episodes', None)

@@ -31,6 +31,7 @@ import os
 import sys
 
 from openvla_ros.cli._model_args import add_inference_arguments, add_model_arguments
+from openvla_ros.cli.errors import CliError
 
 __all__ = ['add_arguments', 'main']
 
@@ -44,8 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--host', default='127.0.0.1', help='address to listen on (default: 127.0.0.1, this host)'
     )
     parser.add_argument('--port', type=int, default=8000, help='TCP port (default: 8000)')
-    add_model_arguments(parser, dtype_default=None,
-                        dtype_help='compute dtype (default: bfloat16 on cuda, float32 on cpu)')
+    add_model_arguments(
+        parser,
+        dtype_default=None,
+        dtype_help='compute dtype (default: bfloat16 on cuda, float32 on cpu)',
+    )
     add_inference_arguments(parser)
     parser.add_argument(
         '--unnorm-key',
@@ -119,11 +123,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fail(message: str) -> int:
-    print(f'serve: {message}', file=sys.stderr)
-    return 1
-
-
 def _check(args: argparse.Namespace) -> str | None:
     """The first problem with the arguments, or None (checked before loading anything)."""
     if not 0 < args.port < 65536:
@@ -153,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
     """Check the arguments, bind the port, load the model in the background, serve."""
     problem = _check(args)
     if problem:
-        return _fail(problem)
+        raise CliError(problem)
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV, '')
     dtype = args.dtype or ('bfloat16' if args.device.startswith('cuda') else 'float32')
 
@@ -188,7 +187,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as exc:
-        return _fail(f'cannot listen on {args.host}:{args.port}: {exc.strerror or exc}')
+        raise CliError(f'cannot listen on {args.host}:{args.port}: {exc.strerror or exc}') from exc
 
     def load():  # noqa: ANN202 - returns OpenVLAPolicy; torch is imported here only
         from openvla_ros.model import OpenVLAPolicy  # noqa: PLC0415
@@ -210,11 +209,11 @@ def main(args: argparse.Namespace) -> int:
         return 0
     except (OpenVLAError, OSError, ValueError, RuntimeError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return _fail(f'could not serve {args.model!r}: {text}')
+        raise CliError(f'could not serve {args.model!r}: {text}') from exc
     return 0
 
 
-if __name__ == '__main__':  # python -m openvla_ros.cli.serve ... (before the verb is registered)
-    _parser = argparse.ArgumentParser(prog='openvla-ros serve', description=__doc__)
-    add_arguments(_parser)
-    sys.exit(main(_parser.parse_args()))
+if __name__ == '__main__':  # python -m openvla_ros.cli.serve ... = openvla-ros serve ...
+    from openvla_ros.cli.main import main as cli  # noqa: PLC0415
+
+    sys.exit(cli(['serve', *sys.argv[1:]]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -178,11 +177,9 @@ def test_bad_config_names_the_field() -> None:
 
 
 def _run_record(argv: list[str]) -> int:
-    from openvla_ros.cli import record
+    from openvla_ros.cli.main import main as cli
 
-    parser = argparse.ArgumentParser()
-    record.add_arguments(parser)
-    return record.main(parser.parse_args(argv))
+    return cli(['record', *argv])
 
 
 def test_record_cli_writes_a_dataset_and_prints_json(
@@ -203,6 +200,6 @@ def test_record_cli_known_errors_are_one_line(
     err = capsys.readouterr().err
     assert code == 1
     last = err.strip().splitlines()[-1]  # (a tqdm bar may precede it)
-    assert last.startswith('record: ') and "'/x'" in last and 'Traceback' not in err
+    assert last.startswith('openvla-ros record: ') and "'/x'" in last and 'Traceback' not in err
     assert _run_record(['--bag', str(tmp_path / 'none'), '--out', str(tmp_path / 'o')]) == 1
     assert _run_record(['--bag', str(bag), '--out', str(tmp_path / 'o'), '--profile', 'x']) == 1

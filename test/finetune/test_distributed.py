@@ -178,7 +178,8 @@ def test_resume_with_another_mode_is_refused(
         timeout=TIMEOUT,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith('finetune: cannot resume from')
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('openvla-ros finetune: cannot resume from')
     assert 'full: checkpoint False vs now True' in result.stderr
 
 

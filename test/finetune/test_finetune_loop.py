@@ -176,11 +176,9 @@ def test_bad_settings_name_the_field(tmp_path: Path) -> None:
 
 
 def _run_finetune(argv: list[str]) -> int:
-    from openvla_ros.cli import finetune
+    from openvla_ros.cli.main import main as cli
 
-    parser = argparse.ArgumentParser()
-    finetune.add_arguments(parser)
-    return finetune.main(parser.parse_args(argv))
+    return cli(['finetune', *argv])
 
 
 def test_finetune_cli_trains_and_reports_json(
@@ -206,6 +204,6 @@ def test_finetune_cli_known_errors_are_one_line(
     argv = ['--model', str(tmp_path / 'none'), '--data', str(recorded_dataset)]
     assert _run_finetune([*argv, '--out', str(tmp_path / 'o')]) == 1
     err = capsys.readouterr().err
-    assert err.startswith('finetune: ') and err.count('\n') == 1 and 'none' in err
+    assert err.startswith('openvla-ros finetune: ') and err.count('\n') == 1 and 'none' in err
     assert _run_finetune([*argv[:2], '--data', str(tmp_path / 'x'), '--out', 'o']) == 1
     assert 'no dataset directory' in capsys.readouterr().err

@@ -56,7 +56,8 @@ def test_predict_unknown_key_is_one_line_error(tiny_dir: Path, frame: Path) -> N
     )  # fmt: skip
     assert out.returncode == 1
     assert 'Traceback' not in out.stderr
-    assert out.stderr.strip().splitlines()[-1].startswith('predict: unknown unnorm_key')
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith('openvla-ros predict: unknown unnorm_key')
 
 
 def test_predict_missing_image_is_one_line_error(tiny_dir: Path, tmp_path: Path) -> None:
@@ -65,7 +66,7 @@ def test_predict_missing_image_is_one_line_error(tiny_dir: Path, tmp_path: Path)
         '--instruction', 'open it',
     )  # fmt: skip
     assert out.returncode == 1
-    assert out.stderr.strip() == f'predict: no image file {tmp_path / "no.png"}'
+    assert out.stderr.strip() == f'openvla-ros predict: no image file {tmp_path / "no.png"}'
 
 
 def test_predict_missing_model_is_one_line_error(tmp_path: Path, frame: Path) -> None:

@@ -18,12 +18,18 @@ import pytest
 from remote_helpers import read_until_closed
 
 from openvla_ros.cli import serve
+from openvla_ros.cli.main import main as cli
 
 
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     serve.add_arguments(parser)
     return parser.parse_args(list(argv))
+
+
+def _serve(*argv: str) -> int:
+    """`openvla-ros serve ...` in this process (known errors: one line on stderr, exit 1)."""
+    return cli(['serve', *argv])
 
 
 @pytest.mark.parametrize(
@@ -41,9 +47,9 @@ def _args(*argv: str) -> argparse.Namespace:
     ],
 )
 def test_serve_refuses_bad_arguments_in_one_line(capsys, argv, message) -> None:
-    assert serve.main(_args('--model', 'x', *argv)) == 1
+    assert _serve('--model', 'x', *argv) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f'serve: {message}') and err.count('\n') == 1
+    assert err.startswith(f'openvla-ros serve: {message}') and err.count('\n') == 1
 
 
 def test_serve_reports_a_port_in_use_in_one_line(capsys) -> None:
@@ -51,28 +57,28 @@ def test_serve_reports_a_port_in_use_in_one_line(capsys) -> None:
         busy.bind(('127.0.0.1', 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        assert serve.main(_args('--model', 'x', '--port', str(port))) == 1
+        assert _serve('--model', 'x', '--port', str(port)) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f'serve: cannot listen on 127.0.0.1:{port}: ') and err.count('\n') == 1
+    assert err.startswith(f'openvla-ros serve: cannot listen on 127.0.0.1:{port}: ')
+    assert err.count('\n') == 1
 
 
 def test_serve_exits_with_the_load_error_when_the_key_is_unknown(capsys, tiny_model_dir) -> None:
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
         port = probe.getsockname()[1]
-    args = _args('--model', str(tiny_model_dir), '--port', str(port), '--unnorm-key', 'nope')
-    assert serve.main(args) == 1
+    assert _serve('--model', str(tiny_model_dir), '--port', str(port), '--unnorm-key', 'nope') == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith('serve: could not serve') and 'bridge_orig' in err
+    assert err.startswith('openvla-ros serve: could not serve') and 'bridge_orig' in err
 
 
 def test_serve_exits_with_the_load_error_when_the_model_is_missing(capsys, tmp_path) -> None:
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
         port = probe.getsockname()[1]
-    args = _args('--model', str(tmp_path / 'missing'), '--port', str(port))
-    assert serve.main(args) == 1
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith('serve: could not serve')
+    assert _serve('--model', str(tmp_path / 'missing'), '--port', str(port)) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith('openvla-ros serve: could not serve')
 
 
 def _free_port() -> int:
