@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from openvla_ros.graph import GraphArgs, USE_SIM_TIME
+from openvla_ros.msgio.topics import CLOCK, robot_joint_states
 from openvla_ros.profiles import load_profile
 
 __all__ = [
@@ -170,7 +171,7 @@ def run_episode(
             EpisodeNode,
             'episode',
             robot=robot,
-            joint_states=f'/{robot}/joint_states',
+            joint_states=robot_joint_states(robot),
             frame_stride=cfg.frame_stride,
             bag=cfg.bag or None,
             parameter_overrides=to_parameters({USE_SIM_TIME: True}),
@@ -258,7 +259,7 @@ def _wait_for_instruction_slot(sim, period: float, settle: float = 1.0) -> None:
 
 def _check_one_clock(runner) -> None:
     """Two simulators on one DDS domain would drive each other's nodes with two clocks."""
-    clocks = runner.nodes['sim'].count_publishers('/clock')
+    clocks = runner.nodes['sim'].count_publishers(CLOCK)
     if clocks > 1:
         raise RuntimeError(
             f'{clocks - 1} other /clock publisher(s) on ROS_DOMAIN_ID {runner.domain_id} '

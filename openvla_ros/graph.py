@@ -10,7 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from openvla_ros.adapters.interfaces import (
+    DEFAULT_INTERFACE,
+    INTERFACES,
+    interfaces_for,
+    SIM_INTERFACES,
+)
 from openvla_ros.model.choices import QUANTIZE_MODES
+from openvla_ros.msgio.topics import (
+    CAMERA_IMAGE,
+    compressed_topic,
+    IMAGE,
+    IMAGE_COMPRESSED,
+    JOINT_STATES,
+    NODE_JOINT_STATES,
+    robot_joint_states,
+)
 from openvla_ros.profiles import load_profile, Profile
 
 __all__ = [
@@ -24,15 +39,6 @@ __all__ = [
 ]
 
 POLICIES = ('openvla', 'scripted', 'remote')
-INTERFACES = ('xs_sdk', 'ros2_control', 'franka_impedance', 'franka_jtc', 'servo')
-# Interfaces each robot family accepts (servo works for any arm with a MoveIt config).
-_ROBOT_INTERFACES = {
-    'wx250s': ('xs_sdk', 'ros2_control', 'servo'),
-    'panda': ('franka_impedance', 'franka_jtc', 'servo'),
-    'fr3': ('franka_impedance', 'franka_jtc', 'servo'),
-}
-_DEFAULT_INTERFACE = {'wx250s': 'xs_sdk', 'panda': 'franka_impedance', 'fr3': 'franka_impedance'}
-_SIM_INTERFACES = ('xs_sdk', 'ros2_control', 'franka_impedance', 'franka_jtc')
 # The ROS parameter that puts a node on the simulator's /clock (sim:=true only).
 USE_SIM_TIME = 'use_sim_time'
 
@@ -60,7 +66,7 @@ LAUNCH_ARGUMENTS = (
     ),
     LaunchArgument('device', '', 'Torch device of the policy ("" = profile default, e.g. cuda).'),
     LaunchArgument(
-        'camera_topic', '/camera/image_raw', 'Third-person camera (sensor_msgs/Image).'
+        'camera_topic', CAMERA_IMAGE, 'Third-person camera (sensor_msgs/Image).'
     ),
     LaunchArgument(
         'robot_name', '', 'Namespace of the arm driver topics ("" = the robot model name).'
@@ -105,7 +111,7 @@ class GraphArgs:
     quantize: str = ''
     unnorm_key: str = ''
     device: str = ''
-    camera_topic: str = '/camera/image_raw'
+    camera_topic: str = CAMERA_IMAGE
     robot_name: str = ''
     interface: str = ''
     sim: bool = False
@@ -156,23 +162,23 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
     profile = profile or load_profile(args.profile)
     robot = str(profile.get('robot'))
     robot_name = args.robot_name or robot
-    interface = args.interface or _DEFAULT_INTERFACE[robot]
-    if interface not in _ROBOT_INTERFACES[robot]:
+    interface = args.interface or DEFAULT_INTERFACE[robot]
+    if interface not in interfaces_for(robot):
         raise ValueError(
             f'interface {interface!r} does not fit robot {robot!r}; '
-            f'use one of {list(_ROBOT_INTERFACES[robot])}'
+            f'use one of {list(interfaces_for(robot))}'
         )
-    if args.sim and interface not in _SIM_INTERFACES:
+    if args.sim and interface not in SIM_INTERFACES:
         raise ValueError(
             f'the simulator does not serve interface {interface!r}; '
-            f'use one of {list(_SIM_INTERFACES)}'
+            f'use one of {list(SIM_INTERFACES)}'
         )
     if args.policy == 'scripted' and not args.sim:
         raise ValueError('policy:=scripted reads true object poses and needs sim:=true')
     # Interbotix and the simulator namespace joint_states; franka_ros2 publishes the merged
     # /joint_states.
     joint_states = (
-        f'/{robot_name}/joint_states' if robot == 'wx250s' or args.sim else '/joint_states'
+        robot_joint_states(robot_name) if robot == 'wx250s' or args.sim else JOINT_STATES
     )
     specs: list[NodeSpec] = []
 
@@ -224,8 +230,8 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
                 'PolicyNode',
                 parameters=policy_params,
                 remappings=(
-                    ('image', args.camera_topic),
-                    ('image/compressed', args.camera_topic + '/compressed'),
+                    (IMAGE, args.camera_topic),
+                    (IMAGE_COMPRESSED, compressed_topic(args.camera_topic)),
                 ),
             )
         )
@@ -236,7 +242,7 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
             'action_limiter',
             'openvla_ros.nodes.action_limiter_node',
             'ActionLimiterNode',
-            remappings=(('joint_states', joint_states),),
+            remappings=((NODE_JOINT_STATES, joint_states),),
         )
     )
     specs.append(
@@ -246,9 +252,9 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
             'openvla_ros.nodes.safety_monitor_node',
             'SafetyMonitorNode',
             remappings=(
-                ('joint_states', joint_states),
-                ('image', args.camera_topic),
-                ('image/compressed', args.camera_topic + '/compressed'),
+                (NODE_JOINT_STATES, joint_states),
+                (IMAGE, args.camera_topic),
+                (IMAGE_COMPRESSED, compressed_topic(args.camera_topic)),
             ),
         )
     )
@@ -259,7 +265,7 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
             'openvla_ros.nodes.arm_adapter_node',
             'ArmAdapterNode',
             parameters={'interface': interface, 'robot_name': robot_name},
-            remappings=(('joint_states', joint_states),),
+            remappings=((NODE_JOINT_STATES, joint_states),),
         )
     )
     if args.sim:

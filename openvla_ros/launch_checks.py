@@ -21,6 +21,15 @@ import threading
 from typing import Any
 
 from openvla_ros.graph import build_graph, GraphArgs
+from openvla_ros.msgio.topics import (
+    ACTION_CHUNK,
+    EE_TARGET,
+    INSTRUCTION,
+    NODE_JOINT_STATES,
+    OBJECT_POSES,
+    SAFE_EE_TARGET,
+    SAFETY_STATUS,
+)
 from openvla_ros.profiles import load_profile
 from openvla_ros.sim.tasks import get_task
 
@@ -40,8 +49,8 @@ __all__ = [
     'topics_to_wait_for',
 ]
 
-INSTRUCTION_TOPIC = '/instruction'
-OBJECT_POSES_TOPIC = '/openvla/sim/object_poses'
+INSTRUCTION_TOPIC = INSTRUCTION
+OBJECT_POSES_TOPIC = OBJECT_POSES
 # Every node's main() (openvla_ros.nodes._common.run_node) returns 0 after SIGINT, and so do
 # robot_state_publisher and rviz2 (rclcpp shuts down on SIGINT). A negative code is a process
 # killed by a signal: launch escalates to SIGTERM when one does not exit within its timeout.
@@ -118,15 +127,15 @@ def topics_to_wait_for(args: GraphArgs) -> tuple[TopicCheck, ...]:
             'launch checks need sim:=true: without it the camera and joint states '
             'come from drivers outside the launch'
         )
-    joint_states = _remapped(args, 'action_limiter', 'joint_states')
+    joint_states = _remapped(args, 'action_limiter', NODE_JOINT_STATES)
     return (
         TopicCheck(args.camera_topic, 'sensor_msgs/msg/Image', SENSOR_DATA),
         TopicCheck(joint_states, 'sensor_msgs/msg/JointState', RELIABLE),
         TopicCheck(OBJECT_POSES_TOPIC, 'visualization_msgs/msg/MarkerArray', RELIABLE),
-        TopicCheck('/openvla/safety_status', 'openvla_ros/msg/SafetyStatus', RELIABLE),
-        TopicCheck('/openvla/action_chunk', 'openvla_ros/msg/ActionChunk', RELIABLE, True),
-        TopicCheck('/openvla/ee_target', 'openvla_ros/msg/EndEffectorTarget', RELIABLE, True),
-        TopicCheck('/openvla/safe_ee_target', 'openvla_ros/msg/EndEffectorTarget', RELIABLE, True),
+        TopicCheck(SAFETY_STATUS, 'openvla_ros/msg/SafetyStatus', RELIABLE),
+        TopicCheck(ACTION_CHUNK, 'openvla_ros/msg/ActionChunk', RELIABLE, True),
+        TopicCheck(EE_TARGET, 'openvla_ros/msg/EndEffectorTarget', RELIABLE, True),
+        TopicCheck(SAFE_EE_TARGET, 'openvla_ros/msg/EndEffectorTarget', RELIABLE, True),
     )
 
 

@@ -8,12 +8,7 @@ the resulting values into messages and action goals.
 
 from __future__ import annotations
 
-from openvla_ros.adapters.adapter import (
-    AdapterConfig,
-    ArmAdapter,
-    FRANKA_GRIPPER_INTERFACES,
-    INTERFACES,
-)
+from openvla_ros.adapters.adapter import AdapterConfig, ArmAdapter
 from openvla_ros.adapters.gripper import (
     changed_meaningfully,
     check_opening,
@@ -28,6 +23,16 @@ from openvla_ros.adapters.gripper import (
     interbotix_gripper_pwm,
     measured_opening,
     WX250S_FINGER_RANGE,
+)
+from openvla_ros.adapters.interfaces import (
+    DEFAULT_INTERFACE,
+    driver_interface,
+    DriverInterface,
+    FRANKA_GRIPPER_INTERFACES,
+    INTERFACE_TABLE,
+    INTERFACES,
+    interfaces_for,
+    SIM_INTERFACES,
 )
 from openvla_ros.adapters.joints import JointLimitConfig, JointSolution, JointTargetSolver
 from openvla_ros.adapters.servo import servo_twist, zero_twist
@@ -54,23 +59,27 @@ from openvla_ros.adapters.values import (
 )
 
 __all__ = [
+    'DEFAULT_INTERFACE',
     'FRANKA_GRIPPER_INTERFACES',
     'FRANKA_MAX_WIDTH',
     'HOLD_LAST_COMMAND',
     'HOLD_RESENT',
     'INTERBOTIX_GRIPPER_PWM',
+    'INTERFACE_TABLE',
     'INTERFACES',
     'OK',
     'REJECT_INVALID_POSE',
     'REJECT_JOINT_LIMIT',
     'REJECT_JOINT_VELOCITY',
     'REJECT_NON_FINITE',
+    'SIM_INTERFACES',
     'WAIT_FOR_JOINT_STATES',
     'WX250S_FINGER_RANGE',
     'AdapterConfig',
     'AdapterResult',
     'ArmAdapter',
     'ArmValues',
+    'DriverInterface',
     'EndEffectorCommand',
     'FrankaGripperConfig',
     'FrankaGripperValues',
@@ -86,12 +95,14 @@ __all__ = [
     'TwistValues',
     'changed_meaningfully',
     'check_opening',
+    'driver_interface',
     'finger_position',
     'franka_gripper_command',
     'franka_width',
     'gripper_action_command',
     'gripper_command_position',
     'interbotix_gripper_pwm',
+    'interfaces_for',
     'measured_opening',
     'servo_twist',
     'zero_twist',

@@ -31,6 +31,7 @@ from openvla_ros.adapters.gripper import (
     interbotix_gripper_pwm,
     WX250S_FINGER_RANGE,
 )
+from openvla_ros.adapters.interfaces import driver_interface, FRANKA_GRIPPER_INTERFACES
 from openvla_ros.adapters.joints import (
     JointLimitConfig,
     JointTargetSolver,
@@ -54,19 +55,15 @@ from openvla_ros.adapters.values import (
     WAIT_FOR_JOINT_STATES,
 )
 
-INTERFACES = ('franka_impedance', 'franka_jtc', 'ros2_control', 'servo', 'xs_sdk')
-FRANKA_GRIPPER_INTERFACES = ('franka_actions', 'gripper_action')
-_FRANKA_ROBOTS = ('fr3', 'panda')
-
 
 @dataclass(frozen=True)
 class AdapterConfig:
     """Everything an adapter needs to know about its interface.
 
     Attributes:
-        interface: one of ``INTERFACES``.
-        robot: 'wx250s' (xs_sdk, ros2_control, servo) or 'panda' / 'fr3' (franka_*, ros2_control,
-            servo).
+        interface: one of ``INTERFACES`` (``openvla_ros.adapters.interfaces``).
+        robot: an arm the interface drives (its table row): 'wx250s' (xs_sdk, ros2_control,
+            servo) or 'panda' / 'fr3' (franka_*, servo).
         frame_id: base frame for poses and twists; '' uses the target's frame_id.
         arm_group: Interbotix joint group of the arm.
         gripper_joint: Interbotix gripper joint name (pwm mode).
@@ -98,17 +95,11 @@ class AdapterConfig:
     max_angular_speed: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.interface not in INTERFACES:
+        row = driver_interface(self.interface)  # raises for an unknown one, listing them
+        if self.robot not in row.robots:
             raise ValueError(
-                f'unknown interface {self.interface!r}; known: {", ".join(INTERFACES)}'
+                f'interface {self.interface!r} drives {row.hardware}, not {self.robot!r}'
             )
-        if self.interface.startswith('franka_') and self.robot not in _FRANKA_ROBOTS:
-            raise ValueError(
-                f'interface {self.interface!r} needs a Franka robot (panda, fr3), '
-                f'got {self.robot!r}'
-            )
-        if self.interface == 'xs_sdk' and self.robot in _FRANKA_ROBOTS:
-            raise ValueError(f'interface xs_sdk drives Interbotix arms, not {self.robot!r}')
         if self.franka_gripper_interface not in FRANKA_GRIPPER_INTERFACES:
             raise ValueError(
                 f'unknown franka_gripper_interface {self.franka_gripper_interface!r}; '

@@ -41,6 +41,15 @@ from openvla_ros.control import (
 from openvla_ros.control.config import BOUNDS_KEYS, PoseBounds, SafetyConfig
 from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
+from openvla_ros.msgio.topics import (
+    ACTION_CHUNK,
+    EE_TARGET,
+    INSTRUCTION,
+    MARKERS,
+    NODE_JOINT_STATES,
+    SAFE_EE_TARGET,
+    SAFETY_STATUS,
+)
 from openvla_ros.nodes._common import (
     declare_dataclass,
     declare_params,
@@ -117,18 +126,18 @@ class ActionLimiterNode(Node):
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(
-            ActionChunk, '/openvla/action_chunk', self.on_action_chunk, reliable
+            ActionChunk, ACTION_CHUNK, self.on_action_chunk, reliable
         )
-        self.create_subscription(JointState, 'joint_states', self.on_joint_states, 10)
-        self.create_subscription(String, '/instruction', self.on_instruction, reliable)
+        self.create_subscription(JointState, NODE_JOINT_STATES, self.on_joint_states, 10)
+        self.create_subscription(String, INSTRUCTION, self.on_instruction, reliable)
         self.create_subscription(
-            SafetyStatus, '/openvla/safety_status', self.on_safety_status, reliable
+            SafetyStatus, SAFETY_STATUS, self.on_safety_status, reliable
         )
         self.create_subscription(
-            EndEffectorTarget, '/openvla/safe_ee_target', self.on_safe_target, reliable
+            EndEffectorTarget, SAFE_EE_TARGET, self.on_safe_target, reliable
         )
-        self._target_pub = self.create_publisher(EndEffectorTarget, '/openvla/ee_target', reliable)
-        self._marker_pub = self.create_publisher(MarkerArray, '/openvla/markers', 10)
+        self._target_pub = self.create_publisher(EndEffectorTarget, EE_TARGET, reliable)
+        self._marker_pub = self.create_publisher(MarkerArray, MARKERS, 10)
         self.create_timer(self.config.period, self.on_control_timer)
 
     def _now(self) -> float:

@@ -69,11 +69,12 @@ from openvla_ros.adapters.topics import (
 )
 from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import EndEffectorTarget
+from openvla_ros.msgio.topics import DIAGNOSTICS, ESTOP, NODE_JOINT_STATES, SAFE_EE_TARGET
 from openvla_ros.nodes._common import declare_params, diagnostic, ESTOP_QOS, Param, run_node
 from openvla_ros.nodes._conversions import InvalidPoseError, pose_to_matrix
 
 # The safety monitor's output: the only topic allowed to drive the arm.
-SAFE_TARGET_TOPIC = '/openvla/safe_ee_target'
+SAFE_TARGET_TOPIC = SAFE_EE_TARGET
 # Status codes of action_msgs/GoalStatus the adapter tells apart.
 _GOAL_SUCCEEDED = 4
 _GOAL_ABORTED = 6
@@ -269,10 +270,10 @@ class ArmAdapterNode(Node):
         self._start_client = None
         self._servo_started = False
         self._create_outputs()
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
         self.create_subscription(EndEffectorTarget, p['target_topic'], self.on_target, 10)
-        self.create_subscription(JointState, 'joint_states', self.on_joint_states, 10)
-        self.create_subscription(Bool, '/openvla/estop', self.on_estop, ESTOP_QOS)
+        self.create_subscription(JointState, NODE_JOINT_STATES, self.on_joint_states, 10)
+        self.create_subscription(Bool, ESTOP, self.on_estop, ESTOP_QOS)
         self._timers.append(self.create_timer(1.0, self.on_diagnostics_timer))
 
     # ------------------------------------------------------------------ construction helpers

@@ -37,6 +37,14 @@ from std_msgs.msg import String
 from openvla_ros.dds_transport import large_frame_env
 from openvla_ros.graph import build_graph, GraphArgs, NodeSpec
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
+from openvla_ros.msgio.topics import (
+    ACTION_CHUNK,
+    EE_TARGET,
+    INSTRUCTION,
+    NODE_JOINT_STATES,
+    SAFE_EE_TARGET,
+    SAFETY_STATUS,
+)
 from openvla_ros.nodes._common import spun_node, wait_until
 from openvla_ros.nodes._conversions import header_stamp_from_cdr
 from openvla_ros.profiles import config_dir
@@ -105,10 +113,10 @@ class _Probe(Node):
         self.counting = False
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         topics = [
-            (EndEffectorTarget, '/openvla/ee_target', reliable, False),
-            (EndEffectorTarget, '/openvla/safe_ee_target', reliable, False),
-            (SafetyStatus, '/openvla/safety_status', reliable, False),
-            (ActionChunk, '/openvla/action_chunk', reliable, True),
+            (EndEffectorTarget, EE_TARGET, reliable, False),
+            (EndEffectorTarget, SAFE_EE_TARGET, reliable, False),
+            (SafetyStatus, SAFETY_STATUS, reliable, False),
+            (ActionChunk, ACTION_CHUNK, reliable, True),
             (JointState, joint_states, 10, True),
             (Image, camera_topic, qos_profile_sensor_data, True),
         ]
@@ -116,7 +124,7 @@ class _Probe(Node):
             self.create_subscription(
                 msg_type, topic, lambda _m, t=topic: self._count(t), qos, raw=raw
             )
-        self.instruction_pub = self.create_publisher(String, '/instruction', reliable)
+        self.instruction_pub = self.create_publisher(String, INSTRUCTION, reliable)
 
     def _count(self, topic: str) -> None:
         self.counts['seen:' + topic] += 1
@@ -144,7 +152,7 @@ def measure_graph_cpu(
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     env.setdefault('MUJOCO_GL', 'egl')
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')})
-    joint_states = dict(specs[-1].remappings).get('joint_states', 'joint_states')
+    joint_states = dict(specs[-1].remappings).get(NODE_JOINT_STATES, NODE_JOINT_STATES)
     load_before = os.getloadavg()
     procs = {
         s.name: subprocess.Popen(

@@ -20,6 +20,13 @@ from std_msgs.msg import String
 from openvla_ros.control import get_kinematics
 from openvla_ros.images import raw_to_rgb
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
+from openvla_ros.msgio.topics import (
+    ACTION_CHUNK,
+    CAMERA_IMAGE,
+    INSTRUCTION,
+    SAFE_EE_TARGET,
+    SAFETY_STATUS,
+)
 from openvla_ros.nodes._conversions import InvalidPoseError, joint_positions, pose_to_matrix
 from openvla_ros.recording import BagRecorder, EPISODE_TOPICS
 
@@ -57,7 +64,7 @@ class EpisodeNode(Node):
         *,
         robot: str,
         joint_states: str,
-        camera_topic: str = '/camera/image_raw',
+        camera_topic: str = CAMERA_IMAGE,
         frame_stride: int = 1,
         bag: str | None = None,
         **kwargs,
@@ -69,9 +76,9 @@ class EpisodeNode(Node):
         self._t0 = self.get_clock().now().nanoseconds  # the wall clock's start (without sim time)
         self._frame_stride = max(1, int(frame_stride))
         self._frame_count = 0
-        self._instruction_pub = self.create_publisher(String, '/instruction', RELIABLE)
+        self._instruction_pub = self.create_publisher(String, INSTRUCTION, RELIABLE)
         topics = dict(EPISODE_TOPICS)
-        topics[camera_topic] = topics.pop('/camera/image_raw')
+        topics[camera_topic] = topics.pop(CAMERA_IMAGE)
         topics[joint_states] = 'sensor_msgs/msg/JointState'
         self._recorder = BagRecorder(bag, topics) if bag else None
         types = {
@@ -85,9 +92,9 @@ class EpisodeNode(Node):
         handlers = {
             camera_topic: self._on_image,
             joint_states: self._on_joint_states,
-            '/openvla/safe_ee_target': self._on_safe_target,
-            '/openvla/action_chunk': self._on_chunk,
-            '/openvla/safety_status': self._on_status,
+            SAFE_EE_TARGET: self._on_safe_target,
+            ACTION_CHUNK: self._on_chunk,
+            SAFETY_STATUS: self._on_status,
         }
         for topic, type_name in topics.items():
             qos = qos_profile_sensor_data if topic == camera_topic else RELIABLE

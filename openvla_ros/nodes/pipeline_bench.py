@@ -25,6 +25,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from openvla_ros.msg import ActionChunk, PolicyStatus
+from openvla_ros.msgio.topics import ACTION_CHUNK, INSTRUCTION
 from openvla_ros.nodes._common import spinning, wait_until
 from openvla_ros.nodes.policy_node import PolicyNode
 from openvla_ros.runner import private_domain_id
@@ -72,9 +73,9 @@ def measure_pipeline_overhead(
         got.set()
 
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    probe.create_subscription(ActionChunk, '/openvla/action_chunk', on_chunk, reliable)
+    probe.create_subscription(ActionChunk, ACTION_CHUNK, on_chunk, reliable)
     image_pub = probe.create_publisher(Image, '/bench/image', qos_profile_sensor_data)
-    instruction_pub = probe.create_publisher(String, '/instruction', reliable)
+    instruction_pub = probe.create_publisher(String, INSTRUCTION, reliable)
     for node in (policy, probe):
         executor.add_node(node)
     rng = np.random.default_rng(0)

@@ -26,6 +26,14 @@ from openvla_ros.control.rate_limiter import SLOT_FRACTION
 from openvla_ros.images import compressed_to_rgb, ImageDecodeError, jpeg_roundtrip, raw_to_rgb
 from openvla_ros.model.choices import DECODE_MODES, DTYPE_NAMES, QUANTIZE_MODES
 from openvla_ros.msg import ActionChunk, PolicyStatus
+from openvla_ros.msgio.topics import (
+    ACTION_CHUNK,
+    DIAGNOSTICS,
+    IMAGE,
+    IMAGE_COMPRESSED,
+    INSTRUCTION,
+    POLICY_STATUS,
+)
 from openvla_ros.nodes._common import declare_params, diagnostic, Param, run_node, stamp_to_sec
 from openvla_ros.stats import LatencyStats
 
@@ -138,16 +146,16 @@ class PolicyNode(Node):
         self.path_latencies: deque[tuple[float, float]] = deque(maxlen=1000)
 
         if self.p['image_transport'] == 'raw':
-            self.create_subscription(Image, 'image', self.on_image, qos_profile_sensor_data)
+            self.create_subscription(Image, IMAGE, self.on_image, qos_profile_sensor_data)
         else:
             self.create_subscription(
-                CompressedImage, 'image/compressed', self.on_image, qos_profile_sensor_data
+                CompressedImage, IMAGE_COMPRESSED, self.on_image, qos_profile_sensor_data
             )
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(String, '/instruction', self.on_instruction, reliable)
-        self._chunk_pub = self.create_publisher(ActionChunk, '/openvla/action_chunk', reliable)
-        self._status_pub = self.create_publisher(PolicyStatus, '/openvla/policy_status', reliable)
-        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(String, INSTRUCTION, self.on_instruction, reliable)
+        self._chunk_pub = self.create_publisher(ActionChunk, ACTION_CHUNK, reliable)
+        self._status_pub = self.create_publisher(PolicyStatus, POLICY_STATUS, reliable)
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
         self.create_timer(self.p['status_period'], self.on_status_timer)
         self._worker = threading.Thread(target=self._run, name='policy_worker', daemon=True)
         self._worker.start()

@@ -34,6 +34,20 @@ from openvla_ros.control import get_kinematics, SafetyConfig, SafetyMonitor, Saf
 from openvla_ros.control.config import BOUNDS_KEYS
 from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, PolicyStatus, SafetyStatus
+from openvla_ros.msgio.topics import (
+    ACTION_CHUNK,
+    DIAGNOSTICS,
+    EE_TARGET,
+    ESTOP,
+    IMAGE,
+    IMAGE_COMPRESSED,
+    INSTRUCTION,
+    MARKERS,
+    NODE_JOINT_STATES,
+    POLICY_STATUS,
+    SAFE_EE_TARGET,
+    SAFETY_STATUS,
+)
 from openvla_ros.nodes._common import (
     declare_dataclass,
     declare_params,
@@ -126,32 +140,32 @@ class SafetyMonitorNode(Node):
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(
-            EndEffectorTarget, '/openvla/ee_target', self.on_ee_target, reliable
+            EndEffectorTarget, EE_TARGET, self.on_ee_target, reliable
         )
-        self.create_subscription(JointState, 'joint_states', self.on_joint_states, 10)
+        self.create_subscription(JointState, NODE_JOINT_STATES, self.on_joint_states, 10)
         if self.p['image_transport'] == 'raw':
             self.create_subscription(
-                Image, 'image', self.on_image, qos_profile_sensor_data, raw=True
+                Image, IMAGE, self.on_image, qos_profile_sensor_data, raw=True
             )
         else:
             self.create_subscription(
-                CompressedImage, 'image/compressed', self.on_image, qos_profile_sensor_data,
+                CompressedImage, IMAGE_COMPRESSED, self.on_image, qos_profile_sensor_data,
                 raw=True,
             )
-        self.create_subscription(Bool, '/openvla/estop', self.on_estop, ESTOP_QOS)
-        self.create_subscription(PolicyStatus, '/openvla/policy_status', self.on_policy_status,
+        self.create_subscription(Bool, ESTOP, self.on_estop, ESTOP_QOS)
+        self.create_subscription(PolicyStatus, POLICY_STATUS, self.on_policy_status,
                                  reliable)
-        self.create_subscription(String, '/instruction', self.on_instruction, reliable)
+        self.create_subscription(String, INSTRUCTION, self.on_instruction, reliable)
         self.create_subscription(
-            ActionChunk, '/openvla/action_chunk', self.on_action_chunk, reliable, raw=True
+            ActionChunk, ACTION_CHUNK, self.on_action_chunk, reliable, raw=True
         )
         self.create_service(Trigger, '~/reset', self.on_reset)
         self._safe_pub = self.create_publisher(
-            EndEffectorTarget, '/openvla/safe_ee_target', reliable
+            EndEffectorTarget, SAFE_EE_TARGET, reliable
         )
-        self._status_pub = self.create_publisher(SafetyStatus, '/openvla/safety_status', reliable)
-        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._marker_pub = self.create_publisher(MarkerArray, '/openvla/markers', 10)
+        self._status_pub = self.create_publisher(SafetyStatus, SAFETY_STATUS, reliable)
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
+        self._marker_pub = self.create_publisher(MarkerArray, MARKERS, 10)
         self.create_timer(self.period, self.on_control_timer)
         self.create_timer(1.0, self.on_diagnostics_timer)
 

@@ -26,6 +26,14 @@ from visualization_msgs.msg import MarkerArray
 from openvla_ros.control import apply_delta
 from openvla_ros.control.kinematics import KNOWN_ARMS
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, PolicyStatus
+from openvla_ros.msgio.topics import (
+    ACTION_CHUNK,
+    EE_TARGET,
+    EXPERT_ACTION,
+    INSTRUCTION,
+    OBJECT_POSES,
+    POLICY_STATUS,
+)
 from openvla_ros.nodes._common import declare_params, Param, run_node
 from openvla_ros.nodes._conversions import InvalidPoseError, pose_to_matrix
 
@@ -65,7 +73,7 @@ PARAMS = (
 )
 
 #: Clean expert labels (one ActionChunk per tick), read by `RecordConfig.label_topic`.
-LABEL_TOPIC = '/openvla/expert_action'
+LABEL_TOPIC = EXPERT_ACTION
 
 
 # [m] a settled limiter this far from the expert's integrated target means actions were dropped
@@ -94,16 +102,16 @@ class ScriptedPolicyNode(Node):
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(
-            MarkerArray, '/openvla/sim/object_poses', self.on_object_poses, 10
+            MarkerArray, OBJECT_POSES, self.on_object_poses, 10
         )
-        self.create_subscription(String, '/instruction', self.on_instruction, reliable)
+        self.create_subscription(String, INSTRUCTION, self.on_instruction, reliable)
         self.create_subscription(
-            EndEffectorTarget, '/openvla/ee_target', self.on_ee_target, reliable
+            EndEffectorTarget, EE_TARGET, self.on_ee_target, reliable
         )
-        self._chunk_pub = self.create_publisher(ActionChunk, '/openvla/action_chunk', reliable)
+        self._chunk_pub = self.create_publisher(ActionChunk, ACTION_CHUNK, reliable)
         self._label_pub = self.create_publisher(ActionChunk, LABEL_TOPIC, reliable)
         self._rng = np.random.default_rng(int(self.p['noise_seed']))
-        self._status_pub = self.create_publisher(PolicyStatus, '/openvla/policy_status', reliable)
+        self._status_pub = self.create_publisher(PolicyStatus, POLICY_STATUS, reliable)
         self.create_timer(1.0 / self.p['policy_rate'], self.on_policy_timer)
 
     def on_object_poses(self, msg: MarkerArray) -> None:

@@ -46,18 +46,24 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
+from openvla_ros.adapters.interfaces import DEFAULT_INTERFACE, SIM_INTERFACES
 from openvla_ros.adapters.topics import (
     arm_trajectory_topic,
     gripper_trajectory_topic,
     xs_sdk_topics,
 )
 from openvla_ros.control.kinematics import get_kinematics, KNOWN_ARMS
+from openvla_ros.msgio.topics import (
+    CAMERA_IMAGE,
+    camera_info_topic,
+    CLOCK,
+    OBJECT_POSES,
+    robot_joint_states,
+)
 from openvla_ros.nodes._common import declare_params, Param, run_node
 from openvla_ros.nodes._conversions import InvalidPoseError, matrix_to_pose, pose_to_matrix
 from openvla_ros.nodes.arm_adapter_node import DRIVER_TOPIC_PARAMS, import_vendor
 
-SIM_INTERFACES = ('franka_impedance', 'franka_jtc', 'ros2_control', 'xs_sdk')
-_DEFAULT_INTERFACE = {'wx250s': 'xs_sdk', 'panda': 'franka_impedance', 'fr3': 'franka_impedance'}
 _BASE_FRAME = {'wx250s': 'wx250s/base_link', 'panda': 'panda_link0', 'fr3': 'fr3_link0'}
 
 PARAMS = (
@@ -67,7 +73,13 @@ PARAMS = (
         '',
         'Namespace of the Interbotix / ros2_control topics and of joint_states; "" = robot.',
     ),
-    Param('interface', '', 'Driver interface to serve; "" = xs_sdk (wx250s) or franka_impedance.'),
+    Param(
+        'interface',
+        '',
+        f'Driver interface to serve: {", ".join(SIM_INTERFACES)}; "" = the robot default ('
+        + ', '.join(f'{robot}: {name}' for robot, name in DEFAULT_INTERFACE.items())
+        + ').',
+    ),
     Param('task', '', 'Task (objects and their layout), see openvla_ros.sim.tasks; "" = none.'),
     Param('seed', 0, 'Seed of the first episode (object placement).', low=0, high=2**31 - 1),
     Param(
@@ -126,7 +138,7 @@ PARAMS = (
     Param('image_height', 480, '[px] Camera image height.', low=16, high=1080),
     Param(
         'camera_topic',
-        '/camera/image_raw',
+        CAMERA_IMAGE,
         'Image topic; CameraInfo goes to camera_info next to it.',
     ),
     Param('joint_states_topic', '', 'joint_states topic; "" = /<robot_name>/joint_states.'),
@@ -147,7 +159,7 @@ class SimNode(Node):
         p = self.params
         self.robot: str = p['robot']
         self.robot_name: str = p['robot_name'] or self.robot
-        self.interface: str = p['interface'] or _DEFAULT_INTERFACE[self.robot]
+        self.interface: str = p['interface'] or DEFAULT_INTERFACE[self.robot]
         if self.interface not in SIM_INTERFACES:
             raise ValueError(
                 f'the simulator does not serve interface {self.interface!r}; '
@@ -167,16 +179,15 @@ class SimNode(Node):
         self.gripper_pwm = 0.0
         self._closed = False
         self._action_servers: list[ActionServer] = []
-        ns = f'/{self.robot_name}'
-        self.clock_pub = self.create_publisher(Clock, '/clock', 10)
+        self.clock_pub = self.create_publisher(Clock, CLOCK, 10)
         self.joint_states_pub = self.create_publisher(
-            JointState, p['joint_states_topic'] or f'{ns}/joint_states', 10
+            JointState, p['joint_states_topic'] or robot_joint_states(self.robot_name), 10
         )
-        self.object_poses_pub = self.create_publisher(MarkerArray, '/openvla/sim/object_poses', 10)
+        self.object_poses_pub = self.create_publisher(MarkerArray, OBJECT_POSES, 10)
         camera_topic = p['camera_topic']
         self.image_pub = self.create_publisher(Image, camera_topic, qos_profile_sensor_data)
         self.camera_info_pub = self.create_publisher(
-            CameraInfo, camera_topic.rsplit('/', 1)[0] + '/camera_info', qos_profile_sensor_data
+            CameraInfo, camera_info_topic(camera_topic), qos_profile_sensor_data
         )
         self._world_lock = threading.Lock()
         # simulated time in whole physics steps (no float drift); each event has a period in steps
