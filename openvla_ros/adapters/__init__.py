@@ -6,57 +6,74 @@ the normalized gripper opening to the driver's units; ``openvla_ros.nodes.arm_ad
 the resulting values into messages and action goals.
 """
 
-from __future__ import annotations
+# Lazy: `import openvla_ros.adapters.interfaces` (the node graph, so the launch files and the CLI)
+# must not load the kinematics (scipy); a name below is imported from its module on first use
+# (PEP 562), as in openvla_ros.model.
+_EXPORTS: dict[str, str] = {
+    'AdapterConfig': 'openvla_ros.adapters.adapter',
+    'AdapterResult': 'openvla_ros.adapters.values',
+    'ArmAdapter': 'openvla_ros.adapters.adapter',
+    'ArmValues': 'openvla_ros.adapters.values',
+    'changed_meaningfully': 'openvla_ros.adapters.gripper',
+    'check_opening': 'openvla_ros.adapters.gripper',
+    'DEFAULT_INTERFACE': 'openvla_ros.adapters.interfaces',
+    'driver_interface': 'openvla_ros.adapters.interfaces',
+    'DriverInterface': 'openvla_ros.adapters.interfaces',
+    'EndEffectorCommand': 'openvla_ros.adapters.values',
+    'finger_position': 'openvla_ros.adapters.gripper',
+    'franka_gripper_command': 'openvla_ros.adapters.gripper',
+    'FRANKA_GRIPPER_INTERFACES': 'openvla_ros.adapters.interfaces',
+    'FRANKA_MAX_WIDTH': 'openvla_ros.adapters.gripper',
+    'franka_width': 'openvla_ros.adapters.gripper',
+    'FrankaGripperConfig': 'openvla_ros.adapters.gripper',
+    'FrankaGripperValues': 'openvla_ros.adapters.values',
+    'gripper_action_command': 'openvla_ros.adapters.gripper',
+    'gripper_command_position': 'openvla_ros.adapters.gripper',
+    'GripperCommandValues': 'openvla_ros.adapters.values',
+    'GripperValues': 'openvla_ros.adapters.values',
+    'HOLD_LAST_COMMAND': 'openvla_ros.adapters.values',
+    'HOLD_RESENT': 'openvla_ros.adapters.values',
+    'INTERBOTIX_GRIPPER_PWM': 'openvla_ros.adapters.gripper',
+    'interbotix_gripper_pwm': 'openvla_ros.adapters.gripper',
+    'INTERFACE_TABLE': 'openvla_ros.adapters.interfaces',
+    'INTERFACES': 'openvla_ros.adapters.interfaces',
+    'interfaces_for': 'openvla_ros.adapters.interfaces',
+    'JointGroupCommandValues': 'openvla_ros.adapters.values',
+    'JointLimitConfig': 'openvla_ros.adapters.joints',
+    'JointSingleCommandValues': 'openvla_ros.adapters.values',
+    'JointSolution': 'openvla_ros.adapters.joints',
+    'JointTargetSolver': 'openvla_ros.adapters.joints',
+    'JointTrajectoryValues': 'openvla_ros.adapters.values',
+    'measured_opening': 'openvla_ros.adapters.gripper',
+    'OK': 'openvla_ros.adapters.values',
+    'PoseValues': 'openvla_ros.adapters.values',
+    'REJECT_INVALID_POSE': 'openvla_ros.adapters.values',
+    'REJECT_JOINT_LIMIT': 'openvla_ros.adapters.values',
+    'REJECT_JOINT_VELOCITY': 'openvla_ros.adapters.values',
+    'REJECT_NON_FINITE': 'openvla_ros.adapters.values',
+    'servo_twist': 'openvla_ros.adapters.servo',
+    'SIM_INTERFACES': 'openvla_ros.adapters.interfaces',
+    'TwistValues': 'openvla_ros.adapters.values',
+    'WAIT_FOR_JOINT_STATES': 'openvla_ros.adapters.values',
+    'WX250S_FINGER_RANGE': 'openvla_ros.adapters.gripper',
+    'zero_twist': 'openvla_ros.adapters.servo',
+}
 
-from openvla_ros.adapters.adapter import AdapterConfig, ArmAdapter
-from openvla_ros.adapters.gripper import (
-    changed_meaningfully,
-    check_opening,
-    finger_position,
-    franka_gripper_command,
-    FRANKA_MAX_WIDTH,
-    franka_width,
-    FrankaGripperConfig,
-    gripper_action_command,
-    gripper_command_position,
-    INTERBOTIX_GRIPPER_PWM,
-    interbotix_gripper_pwm,
-    measured_opening,
-    WX250S_FINGER_RANGE,
-)
-from openvla_ros.adapters.interfaces import (
-    DEFAULT_INTERFACE,
-    driver_interface,
-    DriverInterface,
-    FRANKA_GRIPPER_INTERFACES,
-    INTERFACE_TABLE,
-    INTERFACES,
-    interfaces_for,
-    SIM_INTERFACES,
-)
-from openvla_ros.adapters.joints import JointLimitConfig, JointSolution, JointTargetSolver
-from openvla_ros.adapters.servo import servo_twist, zero_twist
-from openvla_ros.adapters.values import (
-    AdapterResult,
-    ArmValues,
-    EndEffectorCommand,
-    FrankaGripperValues,
-    GripperCommandValues,
-    GripperValues,
-    HOLD_LAST_COMMAND,
-    HOLD_RESENT,
-    JointGroupCommandValues,
-    JointSingleCommandValues,
-    JointTrajectoryValues,
-    OK,
-    PoseValues,
-    REJECT_INVALID_POSE,
-    REJECT_JOINT_LIMIT,
-    REJECT_JOINT_VELOCITY,
-    REJECT_NON_FINITE,
-    TwistValues,
-    WAIT_FOR_JOINT_STATES,
-)
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    import importlib  # noqa: PLC0415
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     'DEFAULT_INTERFACE',

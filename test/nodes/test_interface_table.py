@@ -5,6 +5,8 @@ says, for every arm and every interface."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -74,3 +76,17 @@ def test_the_launch_argument_and_the_node_parameters_offer_the_table():
     assert not any(name in sim.description for name in set(INTERFACES) - set(SIM_INTERFACES))
     with pytest.raises(ValueError, match='is not one of'):
         GraphArgs(interface='moveit')
+
+
+def test_the_graph_reads_the_table_without_loading_the_kinematics():
+    # the launch files load the graph: the table is plain data (adapters/__init__ is lazy)
+    code = (
+        'import sys\n'
+        'import openvla_ros.graph\n'
+        'print(sorted(m for m in ("scipy", "openvla_ros.control", "openvla_ros.adapters.adapter")'
+        ' if m in sys.modules))\n'
+    )
+    out = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == '[]'
