@@ -261,8 +261,9 @@ class ActionRateLimiter:
     callback group in the node).
     """
 
-    def __init__(self, config: LimiterConfig | None = None,
-                 bounds: PoseBounds | None = None) -> None:
+    def __init__(
+        self, config: LimiterConfig | None = None, bounds: PoseBounds | None = None
+    ) -> None:
         """Create a limiter; it needs ``reset(pose, gripper)`` before it moves.
 
         Args:
@@ -277,9 +278,9 @@ class ActionRateLimiter:
         self._inp = InputParameter(6)
         self._out = OutputParameter(6)
         self._inp.max_velocity = [cfg.max_linear_velocity] * 3 + [cfg.max_angular_velocity] * 3
-        self._inp.max_acceleration = (
-            [cfg.max_linear_acceleration] * 3 + [cfg.max_angular_acceleration] * 3
-        )
+        self._inp.max_acceleration = [cfg.max_linear_acceleration] * 3 + [
+            cfg.max_angular_acceleration
+        ] * 3
         self._inp.max_jerk = [cfg.max_linear_jerk] * 3 + [cfg.max_angular_jerk] * 3
         self._state: _State | None = None
         self._queue: list[PendingAction] = []
@@ -336,8 +337,14 @@ class ActionRateLimiter:
         return self._state
 
     # ------------------------------------------------------------------ state changes
-    def reset(self, pose: np.ndarray, gripper: float, *, forget_stamps: bool = False,
-              now: float = math.nan) -> None:
+    def reset(
+        self,
+        pose: np.ndarray,
+        gripper: float,
+        *,
+        forget_stamps: bool = False,
+        now: float = math.nan,
+    ) -> None:
         """Jump to ``pose`` (the measured pose) at rest, dropping the queue.
 
         Args:
@@ -453,8 +460,9 @@ class ActionRateLimiter:
         if not _is_finite(chunk.stamp):
             return self._reject('REJECT_NON_FINITE', f'stamp = {chunk.stamp} is not finite')
         if not _is_finite(chunk.dt) or chunk.dt <= 0.0:
-            return self._reject('REJECT_INVALID_CHUNK',
-                                f'dt = {chunk.dt} s: must be finite and > 0')
+            return self._reject(
+                'REJECT_INVALID_CHUNK', f'dt = {chunk.dt} s: must be finite and > 0'
+            )
         try:
             actions = np.array(chunk.actions, dtype=float)
         except (TypeError, ValueError):
@@ -462,14 +470,16 @@ class ActionRateLimiter:
         if actions.ndim == 1 and actions.size == ACTION_DIM:
             actions = actions.reshape(1, ACTION_DIM)
         if actions.ndim != 2 or actions.shape[1] != ACTION_DIM or actions.shape[0] < 1:
-            return self._reject('REJECT_INVALID_CHUNK',
-                                f'actions have shape {actions.shape}, '
-                                f'expected (N >= 1, {ACTION_DIM})')
+            return self._reject(
+                'REJECT_INVALID_CHUNK',
+                f'actions have shape {actions.shape}, expected (N >= 1, {ACTION_DIM})',
+            )
         bad = np.argwhere(~np.isfinite(actions))
         if bad.size:
             row, col = (int(x) for x in bad[0])
-            return self._reject('REJECT_NON_FINITE',
-                                f'action {row} value {col} is {actions[row, col]}')
+            return self._reject(
+                'REJECT_NON_FINITE', f'action {row} value {col} is {actions[row, col]}'
+            )
         try:
             space = get_action_space(chunk.action_space)
         except UnknownNameError as error:
@@ -477,24 +487,30 @@ class ActionRateLimiter:
         try:
             convention = GripperConvention(int(chunk.gripper_convention))
         except (TypeError, ValueError):
-            return self._reject('REJECT_UNKNOWN_GRIPPER_CONVENTION',
-                                f'gripper_convention = {chunk.gripper_convention!r} '
-                                f'is not 0, 1 or 2')
+            return self._reject(
+                'REJECT_UNKNOWN_GRIPPER_CONVENTION',
+                f'gripper_convention = {chunk.gripper_convention!r} is not 0, 1 or 2',
+            )
         age = now - chunk.stamp
         if age > cfg.max_chunk_age:
-            return self._reject('DROP_STALE_CHUNK',
-                                f'the chunk is {age:.3f} s old, above max_chunk_age '
-                                f'{cfg.max_chunk_age:.3f} s')
+            return self._reject(
+                'DROP_STALE_CHUNK',
+                f'the chunk is {age:.3f} s old, above max_chunk_age {cfg.max_chunk_age:.3f} s',
+            )
         if -age > cfg.max_chunk_age:
-            return self._reject('REJECT_FUTURE_STAMP',
-                                f'the chunk is stamped {-age:.3f} s in the future')
+            return self._reject(
+                'REJECT_FUTURE_STAMP', f'the chunk is stamped {-age:.3f} s in the future'
+            )
         if chunk.stamp < self._last_stamp:
-            return self._reject('DROP_OUT_OF_ORDER',
-                                f'stamp {chunk.stamp:.6f} s is older than the newest accepted '
-                                f'{self._last_stamp:.6f} s')
+            return self._reject(
+                'DROP_OUT_OF_ORDER',
+                f'stamp {chunk.stamp:.6f} s is older than the newest accepted '
+                f'{self._last_stamp:.6f} s',
+            )
         if chunk.stamp == self._last_stamp:
-            return self._reject('DROP_DUPLICATE_STAMP',
-                                f'a chunk stamped {chunk.stamp:.6f} s was already accepted')
+            return self._reject(
+                'DROP_DUPLICATE_STAMP', f'a chunk stamped {chunk.stamp:.6f} s was already accepted'
+            )
 
         chunk_id = self._next_chunk_id
         self._next_chunk_id += 1
@@ -514,18 +530,21 @@ class ActionRateLimiter:
             if due < self._last_consumed_due + SLOT_FRACTION * dt:
                 skipped_ids.append((chunk_id, j))
                 continue
-            delta = np.concatenate([raw[:3] * space.translation_scale,
-                                    raw[3:6] * space.rotation_scale])
+            delta = np.concatenate(
+                [raw[:3] * space.translation_scale, raw[3:6] * space.rotation_scale]
+            )
             opening = gripper_to_opening(raw[6], convention)
             new.append(PendingAction(due, delta, opening, ((chunk_id, j),), dt))
 
         queue, dropped, overlapped = self._merge(new, dt)
         if len(queue) > cfg.max_queue_length:
             self._next_chunk_id -= 1
-            return self._reject('REJECT_QUEUE_FULL',
-                                f'the queue would hold {len(queue)} actions, '
-                                f'above max_queue_length '
-                                f'{cfg.max_queue_length}')
+            return self._reject(
+                'REJECT_QUEUE_FULL',
+                f'the queue would hold {len(queue)} actions, '
+                f'above max_queue_length '
+                f'{cfg.max_queue_length}',
+            )
         self._last_stamp = float(chunk.stamp)
         self._record_drop(tuple(skipped_ids), 'SKIP_ALREADY_EXECUTED', now)
         for reason, ids in dropped:
@@ -535,17 +554,30 @@ class ActionRateLimiter:
         skipped = len(skipped_ids) + overlapped
         if queued <= 0:
             self.counters['chunks_rejected'] += 1
-            return SubmitResult(False, 'DROP_NOTHING_NEW',
-                                f'all {actions.shape[0]} actions were for time slots already '
-                                f'executed or planned', chunk_id, 0, skipped, clipped)
+            return SubmitResult(
+                False,
+                'DROP_NOTHING_NEW',
+                f'all {actions.shape[0]} actions were for time slots already executed or planned',
+                chunk_id,
+                0,
+                skipped,
+                clipped,
+            )
         self.counters['chunks_accepted'] += 1
-        return SubmitResult(True, 'ACCEPTED',
-                            f'queued {queued} of {actions.shape[0]} actions '
-                            f'({cfg.merge_policy}); queue holds {len(queue)}',
-                            chunk_id, queued, skipped, clipped)
+        return SubmitResult(
+            True,
+            'ACCEPTED',
+            f'queued {queued} of {actions.shape[0]} actions '
+            f'({cfg.merge_policy}); queue holds {len(queue)}',
+            chunk_id,
+            queued,
+            skipped,
+            clipped,
+        )
 
-    def _merge(self, new: list[PendingAction], dt: float
-               ) -> tuple[list[PendingAction], list[tuple[str, tuple[ActionId, ...]]], int]:
+    def _merge(
+        self, new: list[PendingAction], dt: float
+    ) -> tuple[list[PendingAction], list[tuple[str, tuple[ActionId, ...]]], int]:
         """Combine the pending queue with new actions; returns (queue,
         dropped, new ones not queued)."""
         cfg = self.config
@@ -590,13 +622,17 @@ class ActionRateLimiter:
             prev = old[match]
             w_old = cfg.merge_weight_old
             w_new = cfg.merge_weight_new
-            queue.append(PendingAction(
-                due=action.due,
-                delta=w_old * prev.delta + w_new * action.delta,
-                gripper=float(np.clip(w_old * prev.gripper + w_new * action.gripper, 0.0, 1.0)),
-                sources=prev.sources + action.sources,
-                dt=action.dt,
-            ))
+            queue.append(
+                PendingAction(
+                    due=action.due,
+                    delta=w_old * prev.delta + w_new * action.delta,
+                    gripper=float(
+                        np.clip(w_old * prev.gripper + w_new * action.gripper, 0.0, 1.0)
+                    ),
+                    sources=prev.sources + action.sources,
+                    dt=action.dt,
+                )
+            )
         for k, action in enumerate(old):
             if k in used:
                 continue
@@ -644,9 +680,7 @@ class ActionRateLimiter:
         gripper_error = state.goal_gripper - state.gripper
         state.gripper += float(np.clip(gripper_error, -max_gripper_step, max_gripper_step))
         settled = (
-            result_name == 'Finished'
-            and not state.braking
-            and state.gripper == state.goal_gripper
+            result_name == 'Finished' and not state.braking and state.gripper == state.goal_gripper
         )
         return LimiterOutput(
             stamp=now,
@@ -668,13 +702,12 @@ class ActionRateLimiter:
         cfg = self.config
         inp = self._inp
         for accel_scale, jerk_scale in _LIMIT_SCALES:
-            inp.max_acceleration = (
-                [cfg.max_linear_acceleration * accel_scale] * 3
-                + [cfg.max_angular_acceleration * accel_scale] * 3
-            )
-            inp.max_jerk = (
-                [cfg.max_linear_jerk * jerk_scale] * 3 + [cfg.max_angular_jerk * jerk_scale] * 3
-            )
+            inp.max_acceleration = [cfg.max_linear_acceleration * accel_scale] * 3 + [
+                cfg.max_angular_acceleration * accel_scale
+            ] * 3
+            inp.max_jerk = [cfg.max_linear_jerk * jerk_scale] * 3 + [
+                cfg.max_angular_jerk * jerk_scale
+            ] * 3
             try:
                 return self._otg.update(inp, self._out)
             except RuckigError:

@@ -245,8 +245,14 @@ class SafetyMonitor:
         if isinstance(stamp, (int, float)) and math.isfinite(stamp):
             self._image_stamp = float(stamp)
 
-    def on_joint_state(self, q: np.ndarray | None, stamp: float, *, pose: np.ndarray | None = None,
-                       gripper: float | None = None) -> None:
+    def on_joint_state(
+        self,
+        q: np.ndarray | None,
+        stamp: float,
+        *,
+        pose: np.ndarray | None = None,
+        gripper: float | None = None,
+    ) -> None:
         """Record a joint state; the first valid ``pose`` becomes the reference (hold) pose.
 
         Args:
@@ -271,8 +277,9 @@ class SafetyMonitor:
         if gripper is not None and math.isfinite(float(gripper)):
             self._measured_gripper = float(np.clip(gripper, 0.0, 1.0))
         if self._hold_pose is None and pose is not None:
-            reference_gripper = (self._measured_gripper
-                                 if math.isfinite(self._measured_gripper) else 1.0)
+            reference_gripper = (
+                self._measured_gripper if math.isfinite(self._measured_gripper) else 1.0
+            )
             self.set_reference(pose, reference_gripper)
             if q is not None:
                 self._hold_q = np.array(q, dtype=float)
@@ -411,8 +418,9 @@ class SafetyMonitor:
             self._fault_reasons = self._fault_reasons + (reason,)
             self._fault_messages = self._fault_messages + (message,)
 
-    def _hold(self, now: float, state: SafetyState, reasons: list[str], messages: list[str],
-              outcome: str) -> SafetyDecision:
+    def _hold(
+        self, now: float, state: SafetyState, reasons: list[str], messages: list[str], outcome: str
+    ) -> SafetyDecision:
         if outcome == 'rejected':
             self.rejected += 1
         self._last_state = state
@@ -420,8 +428,9 @@ class SafetyMonitor:
         self._last_messages = tuple(messages)
         pose = None if self._hold_pose is None else self._hold_pose.copy()
         q = None if self._hold_q is None else self._hold_q.copy()
-        return SafetyDecision(now, pose, self._hold_gripper, True, state, tuple(reasons),
-                              tuple(messages), outcome, q)
+        return SafetyDecision(
+            now, pose, self._hold_gripper, True, state, tuple(reasons), tuple(messages), outcome, q
+        )
 
     def _latched(self) -> tuple[SafetyState, list[str], list[str]] | None:
         if self._estop_latched:
@@ -451,20 +460,26 @@ class SafetyMonitor:
                 continue
             if abs(age) > timeout:
                 reasons.append(code)
-                messages.append(f'the last {what} is {age:.3f} s old, beyond the {timeout:.3f} s '
-                                f'timeout')
+                messages.append(
+                    f'the last {what} is {age:.3f} s old, beyond the {timeout:.3f} s timeout'
+                )
         if self._policy_fault is not None:
             reasons.append('HALT_FOR_POLICY_FAULT')
             messages.append(f'policy fault: {self._policy_fault}')
         if self._instruction_active and math.isfinite(cfg.policy_timeout):
-            last = max(x for x in (self._policy_seen, self._instruction_time, -math.inf)
-                       if not math.isnan(x))
+            last = max(
+                x
+                for x in (self._policy_seen, self._instruction_time, -math.inf)
+                if not math.isnan(x)
+            )
             silence = now - last
             if silence > cfg.policy_timeout:
                 reasons.append('HALT_FOR_STALE_POLICY')
-                messages.append(f'an instruction is active and the policy has been silent for '
-                                f'{silence:.3f} s (no chunk, no status), beyond policy_timeout '
-                                f'{cfg.policy_timeout:.3f} s')
+                messages.append(
+                    f'an instruction is active and the policy has been silent for '
+                    f'{silence:.3f} s (no chunk, no status), beyond policy_timeout '
+                    f'{cfg.policy_timeout:.3f} s'
+                )
         return reasons, messages
 
     def step_scale(self, now: float) -> float:
@@ -490,10 +505,12 @@ class SafetyMonitor:
         distance = float(np.linalg.norm(self._hold_pose[:3, 3] - self._measured_pose[:3, 3]))
         angle = _angle_between(self._measured_pose[:3, :3], self._hold_pose[:3, :3])
         if distance > cfg.max_tracking_error or angle > cfg.max_tracking_rotation:
-            return ('HALT_FOR_TRACKING_ERROR',
-                    f'the command is {distance:.4f} m and {angle:.4f} rad from the measured pose '
-                    f'(limits {cfg.max_tracking_error:.4f} m, {cfg.max_tracking_rotation:.4f} '
-                    f'rad); re-anchored on the measured pose')
+            return (
+                'HALT_FOR_TRACKING_ERROR',
+                f'the command is {distance:.4f} m and {angle:.4f} rad from the measured pose '
+                f'(limits {cfg.max_tracking_error:.4f} m, {cfg.max_tracking_rotation:.4f} '
+                f'rad); re-anchored on the measured pose',
+            )
         return None
 
     def _tracking_hold(self, now: float, outcome: str) -> SafetyDecision | None:
@@ -523,16 +540,22 @@ class SafetyMonitor:
             state, reasons, messages = latched
             return self._hold(now, state, reasons, messages, 'held')
         if self._hold_pose is None:
-            return self._hold(now, SafetyState.HOLD, ['HALT_FOR_NO_REFERENCE'],
-                              [REASON_DESCRIPTIONS['HALT_FOR_NO_REFERENCE']], 'held')
+            return self._hold(
+                now,
+                SafetyState.HOLD,
+                ['HALT_FOR_NO_REFERENCE'],
+                [REASON_DESCRIPTIONS['HALT_FOR_NO_REFERENCE']],
+                'held',
+            )
         reasons, messages = self._watchdogs(now, include_commands=True)
         if reasons:
             return self._hold(now, SafetyState.HOLD, reasons, messages, 'held')
         tracking = self._tracking_hold(now, 'held')
         if tracking is not None:
             return tracking
-        return self._hold(now, self._last_state, list(self._last_reasons),
-                          list(self._last_messages), 'held')
+        return self._hold(
+            now, self._last_state, list(self._last_reasons), list(self._last_messages), 'held'
+        )
 
     def _is_rigid(self, pose: np.ndarray) -> bool:
         rot = pose[:3, :3]
@@ -559,8 +582,14 @@ class SafetyMonitor:
             return False
         return True
 
-    def filter(self, target_pose: np.ndarray, gripper: float, now: float, *,
-               ik: Callable[[np.ndarray], Any] | None = None) -> SafetyDecision:
+    def filter(
+        self,
+        target_pose: np.ndarray,
+        gripper: float,
+        now: float,
+        *,
+        ik: Callable[[np.ndarray], Any] | None = None,
+    ) -> SafetyDecision:
         """Check one target; return what may pass (or the hold pose).
 
         Args:
@@ -584,26 +613,55 @@ class SafetyMonitor:
             state, reasons, messages = latched
             return self._hold(now, state, reasons, messages, 'rejected')
         if self._hold_pose is None:
-            return self._hold(now, SafetyState.HOLD, ['HALT_FOR_NO_REFERENCE'],
-                              [REASON_DESCRIPTIONS['HALT_FOR_NO_REFERENCE']], 'rejected')
+            return self._hold(
+                now,
+                SafetyState.HOLD,
+                ['HALT_FOR_NO_REFERENCE'],
+                [REASON_DESCRIPTIONS['HALT_FOR_NO_REFERENCE']],
+                'rejected',
+            )
 
         pose = _finite_pose(target_pose)
         if pose is None:
-            return self._hold(now, SafetyState.HOLD, ['REJECT_INVALID_POSE'],
-                              ['the target is not a (4, 4) numeric matrix'], 'rejected')
+            return self._hold(
+                now,
+                SafetyState.HOLD,
+                ['REJECT_INVALID_POSE'],
+                ['the target is not a (4, 4) numeric matrix'],
+                'rejected',
+            )
         if not np.all(np.isfinite(pose)):
-            return self._hold(now, SafetyState.HOLD, ['REJECT_NON_FINITE'],
-                              ['the target pose contains a NaN or infinite value'], 'rejected')
+            return self._hold(
+                now,
+                SafetyState.HOLD,
+                ['REJECT_NON_FINITE'],
+                ['the target pose contains a NaN or infinite value'],
+                'rejected',
+            )
         if not isinstance(gripper, (int, float, np.floating, np.integer)):
-            return self._hold(now, SafetyState.HOLD, ['REJECT_NON_FINITE'],
-                              [f'the gripper value {gripper!r} is not a number'], 'rejected')
+            return self._hold(
+                now,
+                SafetyState.HOLD,
+                ['REJECT_NON_FINITE'],
+                [f'the gripper value {gripper!r} is not a number'],
+                'rejected',
+            )
         if not math.isfinite(float(gripper)):
-            return self._hold(now, SafetyState.HOLD, ['REJECT_NON_FINITE'],
-                              [f'the gripper value is {gripper}'], 'rejected')
+            return self._hold(
+                now,
+                SafetyState.HOLD,
+                ['REJECT_NON_FINITE'],
+                [f'the gripper value is {gripper}'],
+                'rejected',
+            )
         if not self._is_rigid(pose):
-            return self._hold(now, SafetyState.HOLD, ['REJECT_INVALID_POSE'],
-                              ['the target rotation is not orthonormal or the last row is not '
-                               '[0, 0, 0, 1]'], 'rejected')
+            return self._hold(
+                now,
+                SafetyState.HOLD,
+                ['REJECT_INVALID_POSE'],
+                ['the target rotation is not orthonormal or the last row is not [0, 0, 0, 1]'],
+                'rejected',
+            )
 
         reasons, messages = self._watchdogs(now, include_commands=False)
         if reasons:
@@ -630,11 +688,14 @@ class SafetyMonitor:
         # Orientation bounds (Euler 'xyz' of R_nominal^T R), anchored on the previous output.
         rpy = self._orientation_rpy(rot)
         if not self._orientation_ok(rot, prev_rot):
-            text = (f'orientation rpy {np.round(rpy, 4).tolist()} rad is outside '
-                    f'[{list(cfg.orientation_low)}, {list(cfg.orientation_high)}]')
+            text = (
+                f'orientation rpy {np.round(rpy, 4).tolist()} rad is outside '
+                f'[{list(cfg.orientation_low)}, {list(cfg.orientation_high)}]'
+            )
             if not clip:
-                return self._hold(now, SafetyState.HOLD, ['REJECT_ORIENTATION_LIMIT'], [text],
-                                  'rejected')
+                return self._hold(
+                    now, SafetyState.HOLD, ['REJECT_ORIENTATION_LIMIT'], [text], 'rejected'
+                )
             rot = bounds.clip_rotation(rot, anchor=prev_rot)
             clips.append('CLIP_ORIENTATION_LIMIT')
             notes.append(text + '; clipped')
@@ -643,11 +704,14 @@ class SafetyMonitor:
         allowed = bounds.clip_position(position, anchor=prev_position)
         if not np.array_equal(allowed, position):
             box = cfg.workspace
-            text = (f'target position {np.round(position, 4).tolist()} m is outside the box '
-                    f'{list(box.low)}..{list(box.high)} m')
+            text = (
+                f'target position {np.round(position, 4).tolist()} m is outside the box '
+                f'{list(box.low)}..{list(box.high)} m'
+            )
             if not clip:
-                return self._hold(now, SafetyState.HOLD, ['REJECT_OUTSIDE_WORKSPACE'], [text],
-                                  'rejected')
+                return self._hold(
+                    now, SafetyState.HOLD, ['REJECT_OUTSIDE_WORKSPACE'], [text], 'rejected'
+                )
             position = allowed
             clips.append('CLIP_TO_WORKSPACE')
             notes.append(text + '; clipped')
@@ -656,11 +720,14 @@ class SafetyMonitor:
         step = position - prev_position
         distance = float(np.linalg.norm(step))
         if distance > max_translation:
-            text = (f'step of {distance:.4f} m exceeds {max_translation:.4f} m '
-                    f'(max_step_translation over {scale:.2f} period)')
+            text = (
+                f'step of {distance:.4f} m exceeds {max_translation:.4f} m '
+                f'(max_step_translation over {scale:.2f} period)'
+            )
             if not clip:
-                return self._hold(now, SafetyState.HOLD, ['REJECT_STEP_TRANSLATION'], [text],
-                                  'rejected')
+                return self._hold(
+                    now, SafetyState.HOLD, ['REJECT_STEP_TRANSLATION'], [text], 'rejected'
+                )
             position = prev_position + step * (max_translation / distance)
             clips.append('CLIP_STEP_TRANSLATION')
             notes.append(text + '; shortened')
@@ -669,11 +736,14 @@ class SafetyMonitor:
         turn = Rotation.from_matrix(rot @ prev_rot.T).as_rotvec()
         angle = float(np.linalg.norm(turn))
         if angle > max_rotation:
-            text = (f'rotation step of {angle:.4f} rad exceeds {max_rotation:.4f} rad '
-                    f'(max_step_rotation over {scale:.2f} period)')
+            text = (
+                f'rotation step of {angle:.4f} rad exceeds {max_rotation:.4f} rad '
+                f'(max_step_rotation over {scale:.2f} period)'
+            )
             if not clip:
-                return self._hold(now, SafetyState.HOLD, ['REJECT_STEP_ROTATION'], [text],
-                                  'rejected')
+                return self._hold(
+                    now, SafetyState.HOLD, ['REJECT_STEP_ROTATION'], [text], 'rejected'
+                )
             scaled = turn * (max_rotation / angle) if angle > 0.0 else turn
             rot = Rotation.from_rotvec(scaled).as_matrix() @ prev_rot
             clips.append('CLIP_STEP_ROTATION')
@@ -686,11 +756,14 @@ class SafetyMonitor:
             g = float(np.clip(g, 0.0, 1.0))
         gripper_step = g - self._hold_gripper
         if abs(gripper_step) > max_gripper:
-            text = (f'gripper change {gripper_step:+.4f} exceeds {max_gripper:.4f} '
-                    f'(max_step_gripper over {scale:.2f} period)')
+            text = (
+                f'gripper change {gripper_step:+.4f} exceeds {max_gripper:.4f} '
+                f'(max_step_gripper over {scale:.2f} period)'
+            )
             if not clip:
-                return self._hold(now, SafetyState.HOLD, ['REJECT_GRIPPER_RATE'], [text],
-                                  'rejected')
+                return self._hold(
+                    now, SafetyState.HOLD, ['REJECT_GRIPPER_RATE'], [text], 'rejected'
+                )
             g = self._hold_gripper + math.copysign(max_gripper, gripper_step)
             clips.append('CLIP_GRIPPER_RATE')
             notes.append(text + '; slowed')
@@ -699,19 +772,23 @@ class SafetyMonitor:
         candidate[:3, 3] = position
         if outside and not bounds.contains(candidate):
             clips.append('CLIP_TOWARD_WORKSPACE')
-            notes.append(f'the arm is outside the safe set at '
-                         f'{np.round(prev_position, 4).tolist()} m; only motion back toward it '
-                         f'passes')
+            notes.append(
+                f'the arm is outside the safe set at '
+                f'{np.round(prev_position, 4).tolist()} m; only motion back toward it '
+                f'passes'
+            )
 
         # Final invariant check, one property per line; anything odd becomes a hold.
         failure = self._final_check(candidate, g, scale)
         if failure is not None:
-            return self._hold(now, SafetyState.HOLD, ['REJECT_FINAL_CHECK'], [failure],
-                              'rejected')
+            return self._hold(now, SafetyState.HOLD, ['REJECT_FINAL_CHECK'], [failure], 'rejected')
 
         q = None
-        if ik is not None and self._hold_q is not None and np.array_equal(candidate,
-                                                                         self._hold_pose):
+        if (
+            ik is not None
+            and self._hold_q is not None
+            and np.array_equal(candidate, self._hold_pose)
+        ):
             # the hold pose again (an idle limiter): its joints were solved and checked when it
             # passed, and standing still needs no joint speed; no IK solve per period for it
             ik = None
@@ -720,15 +797,17 @@ class SafetyMonitor:
             try:
                 result = ik(candidate.copy())
             except Exception as error:  # noqa: BLE001 - any failure of the callable latches FAULT
-                self._latch_fault('FAULT_IK_EXCEPTION',
-                                  f'the IK callable raised {type(error).__name__}: {error}')
+                self._latch_fault(
+                    'FAULT_IK_EXCEPTION', f'the IK callable raised {type(error).__name__}: {error}'
+                )
                 state, reasons, messages = self._latched()  # type: ignore[misc]
                 return self._hold(now, state, reasons, messages, 'rejected')
             ok = getattr(result, 'ok', None)
             if not isinstance(ok, (bool, np.bool_)):
-                self._latch_fault('FAULT_IK_INVALID_RESULT',
-                                  f'the IK callable returned {type(result).__name__} without a '
-                                  f'boolean ok')
+                self._latch_fault(
+                    'FAULT_IK_INVALID_RESULT',
+                    f'the IK callable returned {type(result).__name__} without a boolean ok',
+                )
                 state, reasons, messages = self._latched()  # type: ignore[misc]
                 return self._hold(now, state, reasons, messages, 'rejected')
             if not ok:
@@ -736,8 +815,10 @@ class SafetyMonitor:
             q = getattr(result, 'q', None)
             q_arr = None if q is None else np.array(q, dtype=float)
             if q_arr is None or q_arr.ndim != 1 or not np.all(np.isfinite(q_arr)):
-                self._latch_fault('FAULT_IK_INVALID_RESULT',
-                                  'the IK callable returned ok without finite joint positions')
+                self._latch_fault(
+                    'FAULT_IK_INVALID_RESULT',
+                    'the IK callable returned ok without finite joint positions',
+                )
                 state, reasons, messages = self._latched()  # type: ignore[misc]
                 return self._hold(now, state, reasons, messages, 'rejected')
             q = q_arr
@@ -758,8 +839,17 @@ class SafetyMonitor:
         self._last_state = state
         self._last_reasons = tuple(clips)
         self._last_messages = tuple(notes)
-        return SafetyDecision(now, candidate.copy(), g, False, state, tuple(clips), tuple(notes),
-                              outcome, None if q is None else q.copy())
+        return SafetyDecision(
+            now,
+            candidate.copy(),
+            g,
+            False,
+            state,
+            tuple(clips),
+            tuple(notes),
+            outcome,
+            None if q is None else q.copy(),
+        )
 
     def _ik_failure(self, now: float, result: Any) -> SafetyDecision:
         reason = str(getattr(result, 'reason', 'IK_NO_CONVERGENCE'))
@@ -768,9 +858,10 @@ class SafetyMonitor:
         self._ik_failures += 1
         limit = self.config.ik_failures_before_fault
         if limit > 0 and self._ik_failures >= limit:
-            self._latch_fault('FAULT_IK_REPEATED_FAILURE',
-                              f'IK failed {self._ik_failures} times in a row; last: {reason}: '
-                              f'{message}')
+            self._latch_fault(
+                'FAULT_IK_REPEATED_FAILURE',
+                f'IK failed {self._ik_failures} times in a row; last: {reason}: {message}',
+            )
             state, reasons, messages = self._latched()  # type: ignore[misc]
             return self._hold(now, state, reasons, messages, 'rejected')
         return self._hold(now, SafetyState.HOLD, [code], [f'{reason}: {message}'], 'rejected')
