@@ -28,6 +28,7 @@ from pathlib import Path
 import sys
 
 from openvla_ros.cli._episode_args import isolate_dds, PROFILES
+from openvla_ros.cli.errors import CliError
 
 __all__ = ['add_arguments', 'main']
 
@@ -133,8 +134,7 @@ def main(args: argparse.Namespace) -> int:
         )
         report = run_learn(config, say=lambda text: print(text, file=sys.stderr, flush=True))
     except (ValueError, RuntimeError, OSError) as exc:
-        print(f'openvla-ros learn: {str(exc).splitlines()[0]}', file=sys.stderr)
-        return 1
+        raise CliError(str(exc)) from exc
     if 'stopped_after' in report:
         print(f'stopped after {report["stopped_after"]}; progress in {report["state"]}')
         if args.json:
