@@ -1,12 +1,12 @@
 """Dynamic batching: requests from several robots share one model call.
 
-A GPU runs a batch of 8 frames in little more than the time of one, so the server queues the
-requests and one worker thread runs them together through ``policy.predict_batch``. The wait is
-bounded (``max_wait_s``, counted from the oldest request's arrival, so a request never waits
-longer than that for company) and so is the batch (``max_batch``). One model call runs at a time;
-each request gets its own answer through a ``concurrent.futures.Future``, which the asyncio server
-awaits with ``asyncio.wrap_future``. Plain threads keep the worker independent of the web
-framework and testable on its own.
+On a GPU a batch of 8 frames costs about twice the time of one (docs/benchmarks.md: 120 vs 57 ms
+on one H200), so the server queues the requests and one worker thread runs them together through
+``policy.predict_batch``. The wait is bounded (``max_wait_s``, counted from the oldest request's
+arrival, so a request never waits longer than that for company) and so is the batch
+(``max_batch``). One model call runs at a time; each request gets its own answer through a
+``concurrent.futures.Future``, which the asyncio server awaits with ``asyncio.wrap_future``. Plain
+threads keep the worker independent of the web framework and testable on its own.
 """
 
 from __future__ import annotations

@@ -112,8 +112,8 @@ def test_a_bounded_soak_of_good_and_hostile_clients_leaves_no_5xx_and_no_leak(
         CONNECTION_PATH,
     }
     assert snap['responses_by_status']['499'] >= rounds  # each mid-body leaver, counted
-    # After a warm-up, repeated soaks stayed within +7 MiB; one soak moves ~1.2 MiB of body per
-    # round (40+ rounds), so keeping the bodies would exceed this.
+    # Measured growth after a warm-up: a few MiB (docs/remote.md, with the command); one soak moves
+    # ~1.2 MiB of body per round (40+ rounds), so keeping the bodies would exceed this.
     assert grown < 40, f'resident memory grew {grown:.1f} MiB over the soak'
 
 
