@@ -10,19 +10,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from openvla_ros.msgio import topics
+
 __all__ = ['EPISODE_TOPICS', 'BagRecorder', 'openvla_typestore']
 
 # The topics of an episode recording and their types: camera, instruction, commanded and measured
 # end-effector state (the gripper rides on the targets and the finger joints), plus what the policy
 # did.
 EPISODE_TOPICS = {
-    '/camera/image_raw': 'sensor_msgs/msg/Image',
-    '/instruction': 'std_msgs/msg/String',
-    '/openvla/action_chunk': 'openvla_ros/msg/ActionChunk',
-    '/openvla/expert_action': 'openvla_ros/msg/ActionChunk',  # the scripted expert's labels
-    '/openvla/ee_target': 'openvla_ros/msg/EndEffectorTarget',
-    '/openvla/safe_ee_target': 'openvla_ros/msg/EndEffectorTarget',
-    '/openvla/safety_status': 'openvla_ros/msg/SafetyStatus',
+    topics.CAMERA_IMAGE: 'sensor_msgs/msg/Image',
+    topics.INSTRUCTION: 'std_msgs/msg/String',
+    topics.ACTION_CHUNK: 'openvla_ros/msg/ActionChunk',
+    topics.EXPERT_ACTION: 'openvla_ros/msg/ActionChunk',  # the scripted expert's labels
+    topics.EE_TARGET: 'openvla_ros/msg/EndEffectorTarget',
+    topics.SAFE_EE_TARGET: 'openvla_ros/msg/EndEffectorTarget',
+    topics.SAFETY_STATUS: 'openvla_ros/msg/SafetyStatus',
 }
 
 

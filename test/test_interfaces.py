@@ -157,6 +157,13 @@ def test_state_constants_match_the_documented_order():
         SafetyStatus.STATE_FAULT,
     ] == [0, 1, 2, 3, 4]
     assert [
+        PolicyStatus.STATE_IDLE,
+        PolicyStatus.STATE_RUNNING,
+        PolicyStatus.STATE_LOADING,
+        PolicyStatus.STATE_ERROR,
+        PolicyStatus.STATE_LOAD_FAILED,
+    ] == [0, 1, 2, 3, 4]
+    assert [
         ActionChunk.GRIPPER_CONVENTION_OPEN_IS_ONE,
         ActionChunk.GRIPPER_CONVENTION_CLOSED_IS_ONE,
         ActionChunk.GRIPPER_CONVENTION_SIGNED,

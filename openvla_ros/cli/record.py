@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 
 from openvla_ros.cli.errors import CliError
+from openvla_ros.msgio import topics
 
 __all__ = ['add_arguments', 'main']
 
@@ -38,15 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--profile', default='widowx_bridge', help='robot profile (rate, robot, action space)'
     )
     parser.add_argument('--instruction', default=None, help='fixed instruction for every bag')
-    parser.add_argument('--image-topic', default='/camera/image_raw', help='camera topic')
-    parser.add_argument('--instruction-topic', default='/instruction', help='std_msgs/String')
+    parser.add_argument('--image-topic', default=topics.CAMERA_IMAGE, help='camera topic')
+    parser.add_argument('--instruction-topic', default=topics.INSTRUCTION, help='std_msgs/String')
     parser.add_argument(
         '--commanded-topic',
         default=None,
         help='EndEffectorTarget topic (default: /openvla/safe_ee_target, else /openvla/ee_target)',
     )
     parser.add_argument(
-        '--measured-topic', default='/joint_states', help='JointState (FK) or PoseStamped topic'
+        '--measured-topic',
+        default=topics.JOINT_STATES,
+        help='JointState (FK) or PoseStamped topic',
     )
     parser.add_argument(
         '--action-source',

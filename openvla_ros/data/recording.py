@@ -40,6 +40,7 @@ from openvla_ros.data.errors import (
     NoImagesError,
 )
 from openvla_ros.data.messages import decode_image, make_typestore, pose_to_matrix, stamp_ns
+from openvla_ros.msgio import topics
 
 __all__ = [
     'ACTION_SOURCES',
@@ -57,9 +58,9 @@ logger = logging.getLogger(__name__)
 ActionSource = Literal['commanded', 'measured']
 ACTION_SOURCES: tuple[str, ...] = ('commanded', 'measured')
 #: Where the scripted expert publishes its clean labels (`openvla_ros.nodes.scripted_policy_node`).
-EXPERT_LABEL_TOPIC = '/openvla/expert_action'
+EXPERT_LABEL_TOPIC = topics.EXPERT_ACTION
 #: Commanded-target topics tried in this order when `commanded_topic` is left at None.
-DEFAULT_COMMANDED_TOPICS = ('/openvla/safe_ee_target', '/openvla/ee_target')
+DEFAULT_COMMANDED_TOPICS = (topics.SAFE_EE_TARGET, topics.EE_TARGET)
 
 
 @dataclass
@@ -96,10 +97,10 @@ class RecordConfig:
     robot: str = 'wx250s'
     action_space: str = 'bridge_orig'
     gripper_convention: int = 0
-    image_topic: str = '/camera/image_raw'
-    instruction_topic: str = '/instruction'
+    image_topic: str = topics.CAMERA_IMAGE
+    instruction_topic: str = topics.INSTRUCTION
     commanded_topic: str | None = None
-    measured_topic: str = '/joint_states'
+    measured_topic: str = topics.JOINT_STATES
     action_source: str = 'commanded'
     instruction: str | None = None
     gripper_joint: str | None = None

@@ -230,5 +230,5 @@ def test_an_unknown_unnorm_key_reports_the_known_keys_and_keeps_the_node_up(grap
     node, probe = graph(
         None, model=str(tiny_model_dir), device='cpu', dtype='float32', unnorm_key='not_a_dataset'
     )
-    wait_for(lambda: node._state == PolicyStatus.STATE_ERROR, 60, 'the load error')
+    wait_for(lambda: node._state == PolicyStatus.STATE_LOAD_FAILED, 60, 'the load error')
     assert 'not_a_dataset' in node._message and 'bridge_orig' in node._message
