@@ -68,6 +68,7 @@ from scipy.spatial.transform import Rotation
 
 from openvla_ros.control.actions import (
     ACTION_DIM,
+    ActionSpace,
     get_action_space,
     gripper_to_opening,
     GripperConvention,
@@ -88,6 +89,7 @@ __all__ = [
 ]
 
 ActionId = tuple[int, int]  # (chunk_id, index in the chunk)
+_Drop = tuple[str, tuple[ActionId, ...]]  # (reason code, ids of the dropped action)
 
 # Reason codes of SubmitResult and DroppedAction, each with its sentence.
 REASON_DESCRIPTIONS: dict[str, str] = {
@@ -452,7 +454,48 @@ class ActionRateLimiter:
         Returns:
             A ``SubmitResult``.
         """
-        cfg = self.config
+        refused = self._check_times(chunk, now)
+        if refused is not None:
+            return refused
+        actions = self._parse_actions(chunk)
+        if isinstance(actions, SubmitResult):
+            return actions
+        semantics = self._lookup_semantics(chunk)
+        if isinstance(semantics, SubmitResult):
+            return semantics
+        refused = self._check_order(chunk, now)
+        if refused is not None:
+            return refused
+        space, convention = semantics
+        chunk_id = self._next_chunk_id
+        self._next_chunk_id += 1
+        actions, clipped = self._clip_to_space(actions, space)
+        new, skipped_ids = self._schedule(chunk, chunk_id, actions, space, convention)
+        queue, dropped, overlapped = self._merge(new, float(chunk.dt))
+        if len(queue) > self.config.max_queue_length:
+            self._next_chunk_id -= 1
+            return self._reject(
+                'REJECT_QUEUE_FULL',
+                f'the queue would hold {len(queue)} actions, '
+                f'above max_queue_length '
+                f'{self.config.max_queue_length}',
+            )
+        self._last_stamp = float(chunk.stamp)
+        self._record_drop(tuple(skipped_ids), 'SKIP_ALREADY_EXECUTED', now)
+        for reason, ids in dropped:
+            self._record_drop(ids, reason, now)
+        self._queue = queue
+        return self._queued_result(
+            chunk_id,
+            actions.shape[0],
+            len(new) - overlapped,
+            len(skipped_ids) + overlapped,
+            clipped,
+        )
+
+    # ------------------------------------------------------------------ submit() steps
+    def _check_times(self, chunk: ActionChunkData, now: float) -> SubmitResult | None:
+        """A pose to start from, and finite times: ``now``, the stamp, a positive ``dt``."""
         if self._state is None:
             return self._reject('REJECT_NOT_READY', REASON_DESCRIPTIONS['REJECT_NOT_READY'])
         if not _is_finite(now):
@@ -463,6 +506,10 @@ class ActionRateLimiter:
             return self._reject(
                 'REJECT_INVALID_CHUNK', f'dt = {chunk.dt} s: must be finite and > 0'
             )
+        return None
+
+    def _parse_actions(self, chunk: ActionChunkData) -> np.ndarray | SubmitResult:
+        """The actions as a finite (N >= 1, 7) float array (one 7-vector is one row)."""
         try:
             actions = np.array(chunk.actions, dtype=float)
         except (TypeError, ValueError):
@@ -480,6 +527,12 @@ class ActionRateLimiter:
             return self._reject(
                 'REJECT_NON_FINITE', f'action {row} value {col} is {actions[row, col]}'
             )
+        return actions
+
+    def _lookup_semantics(
+        self, chunk: ActionChunkData
+    ) -> tuple[ActionSpace, GripperConvention] | SubmitResult:
+        """The registered action space and gripper convention the chunk names."""
         try:
             space = get_action_space(chunk.action_space)
         except UnknownNameError as error:
@@ -491,6 +544,11 @@ class ActionRateLimiter:
                 'REJECT_UNKNOWN_GRIPPER_CONVENTION',
                 f'gripper_convention = {chunk.gripper_convention!r} is not 0, 1 or 2',
             )
+        return space, convention
+
+    def _check_order(self, chunk: ActionChunkData, now: float) -> SubmitResult | None:
+        """Not stale, not from the future, newer than the newest accepted chunk."""
+        cfg = self.config
         age = now - chunk.stamp
         if age > cfg.max_chunk_age:
             return self._reject(
@@ -511,21 +569,37 @@ class ActionRateLimiter:
             return self._reject(
                 'DROP_DUPLICATE_STAMP', f'a chunk stamped {chunk.stamp:.6f} s was already accepted'
             )
+        return None
 
-        chunk_id = self._next_chunk_id
-        self._next_chunk_id += 1
-        dt = float(chunk.dt)
-        start = float(chunk.stamp) + cfg.latency_compensation
+    def _clip_to_space(self, actions: np.ndarray, space: ActionSpace) -> tuple[np.ndarray, int]:
+        """Each raw action clipped to the action space's bounds (``clip_actions``), and how many
+        were changed."""
+        if not self.config.clip_actions:
+            return actions, 0
+        limited = actions.copy()
         clipped = 0
+        for j in range(actions.shape[0]):
+            limited[j] = space.clip(actions[j])
+            if np.any(limited[j] != actions[j]):
+                clipped += 1
+        return limited, clipped
+
+    def _schedule(
+        self,
+        chunk: ActionChunkData,
+        chunk_id: int,
+        actions: np.ndarray,
+        space: ActionSpace,
+        convention: GripperConvention,
+    ) -> tuple[list[PendingAction], list[ActionId]]:
+        """Metric deltas due at ``stamp + latency_compensation + j dt``; the ids of those for an
+        already executed time slot are returned apart (skipped)."""
+        dt = float(chunk.dt)
+        start = float(chunk.stamp) + self.config.latency_compensation
         new: list[PendingAction] = []
         skipped_ids: list[ActionId] = []
         for j in range(actions.shape[0]):
             raw = actions[j]
-            if cfg.clip_actions:
-                limited = space.clip(raw)
-                if np.any(limited != raw):
-                    clipped += 1
-                raw = limited
             due = start + j * dt
             if due < self._last_consumed_due + SLOT_FRACTION * dt:
                 skipped_ids.append((chunk_id, j))
@@ -535,29 +609,18 @@ class ActionRateLimiter:
             )
             opening = gripper_to_opening(raw[6], convention)
             new.append(PendingAction(due, delta, opening, ((chunk_id, j),), dt))
+        return new, skipped_ids
 
-        queue, dropped, overlapped = self._merge(new, dt)
-        if len(queue) > cfg.max_queue_length:
-            self._next_chunk_id -= 1
-            return self._reject(
-                'REJECT_QUEUE_FULL',
-                f'the queue would hold {len(queue)} actions, '
-                f'above max_queue_length '
-                f'{cfg.max_queue_length}',
-            )
-        self._last_stamp = float(chunk.stamp)
-        self._record_drop(tuple(skipped_ids), 'SKIP_ALREADY_EXECUTED', now)
-        for reason, ids in dropped:
-            self._record_drop(ids, reason, now)
-        self._queue = queue
-        queued = len(new) - overlapped
-        skipped = len(skipped_ids) + overlapped
+    def _queued_result(
+        self, chunk_id: int, rows: int, queued: int, skipped: int, clipped: int
+    ) -> SubmitResult:
+        """ACCEPTED when at least one action was queued, else DROP_NOTHING_NEW (both counted)."""
         if queued <= 0:
             self.counters['chunks_rejected'] += 1
             return SubmitResult(
                 False,
                 'DROP_NOTHING_NEW',
-                f'all {actions.shape[0]} actions were for time slots already executed or planned',
+                f'all {rows} actions were for time slots already executed or planned',
                 chunk_id,
                 0,
                 skipped,
@@ -567,8 +630,8 @@ class ActionRateLimiter:
         return SubmitResult(
             True,
             'ACCEPTED',
-            f'queued {queued} of {actions.shape[0]} actions '
-            f'({cfg.merge_policy}); queue holds {len(queue)}',
+            f'queued {queued} of {rows} actions '
+            f'({self.config.merge_policy}); queue holds {len(self._queue)}',
             chunk_id,
             queued,
             skipped,
@@ -577,44 +640,49 @@ class ActionRateLimiter:
 
     def _merge(
         self, new: list[PendingAction], dt: float
-    ) -> tuple[list[PendingAction], list[tuple[str, tuple[ActionId, ...]]], int]:
-        """Combine the pending queue with new actions; returns (queue,
+    ) -> tuple[list[PendingAction], list[_Drop], int]:
+        """Combine the pending queue with new actions by the merge policy; returns (queue,
         dropped, new ones not queued)."""
-        cfg = self.config
         old = self._queue
-        dropped: list[tuple[str, tuple[ActionId, ...]]] = []
         if not new:
-            return list(old), dropped, 0
+            return list(old), [], 0
         if not old:
-            return list(new), dropped, 0
+            return list(new), [], 0
         half = 0.5 * dt
-        if cfg.merge_policy == 'latest_only':
-            for action in old:
-                dropped.append(('DROP_REPLACED', action.sources))
-            return list(new), dropped, 0
-        if cfg.merge_policy == 'append':
-            last_due = old[-1].due
-            kept = [a for a in new if a.due >= last_due + half]
-            for action in new:
-                if action.due < last_due + half:
-                    dropped.append(('DROP_OVERLAP', action.sources))
-            return list(old) + kept, dropped, len(new) - len(kept)
-        # weighted_average
+        if self.config.merge_policy == 'latest_only':
+            return list(new), [('DROP_REPLACED', action.sources) for action in old], 0
+        if self.config.merge_policy == 'append':
+            return self._merge_append(old, new, half)
+        return self._merge_weighted_average(old, new, half)
+
+    @staticmethod
+    def _merge_append(
+        old: list[PendingAction], new: list[PendingAction], half: float
+    ) -> tuple[list[PendingAction], list[_Drop], int]:
+        """append: keep the pending plan; queue only the new actions after its end."""
+        last_due = old[-1].due
+        kept = [a for a in new if a.due >= last_due + half]
+        dropped = [('DROP_OVERLAP', a.sources) for a in new if a.due < last_due + half]
+        return list(old) + kept, dropped, len(new) - len(kept)
+
+    def _merge_weighted_average(
+        self, old: list[PendingAction], new: list[PendingAction], half: float
+    ) -> tuple[list[PendingAction], list[_Drop], int]:
+        """weighted_average: a new action overlapping a pending one becomes ``w_old * old +
+        w_new * new``; pending actions before the new chunk stay, later ones are replaced."""
+        cfg = self.config
         first_due = new[0].due
-        last_due = new[-1].due
-        queue: list[PendingAction] = []
+        queue = [a for a in old if a.due < first_due - half]
         used: set[int] = set()
-        for action in old:
-            if action.due < first_due - half:
-                queue.append(action)
         for action in new:
-            match = None
-            for k, candidate in enumerate(old):
-                if k in used:
-                    continue
-                if abs(candidate.due - action.due) < half:
-                    match = k
-                    break
+            match = next(
+                (
+                    k
+                    for k, candidate in enumerate(old)
+                    if k not in used and abs(candidate.due - action.due) < half
+                ),
+                None,
+            )
             if match is None:
                 queue.append(action)
                 continue
@@ -633,13 +701,11 @@ class ActionRateLimiter:
                     dt=action.dt,
                 )
             )
-        for k, action in enumerate(old):
-            if k in used:
-                continue
-            if action.due < first_due - half:
-                continue
-            dropped.append(('DROP_REPLACED', action.sources))
-        del last_due
+        dropped = [
+            ('DROP_REPLACED', a.sources)
+            for k, a in enumerate(old)
+            if k not in used and not a.due < first_due - half
+        ]
         queue.sort(key=lambda a: a.due)
         return queue, dropped, 0
 

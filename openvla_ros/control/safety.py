@@ -35,10 +35,10 @@ invariants just before it is returned; a failure there becomes a hold.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import enum
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -161,6 +161,52 @@ class SafetyStatusData:
     image_age: float
     joint_state_age: float
     command_age: float
+
+
+class _Latch(NamedTuple):
+    """What a set latch holds with: ESTOP or FAULT, its reason codes and their sentences."""
+
+    state: SafetyState
+    reasons: list[str]
+    messages: list[str]
+
+
+@dataclass
+class _Target:
+    """One target on its way through ``filter``'s checks; a clip shortens it and says why."""
+
+    now: float  # the call's time, as given
+    position: np.ndarray  # (3,) [m]
+    rot: np.ndarray  # (3, 3)
+    gripper: float  # opening, 0 = closed, 1 = open
+    prev: np.ndarray  # (4, 4) the hold pose (last safe output) every limit is anchored on
+    scale: float  # fraction of one period's step allowed at ``now``
+    ik: Callable[[np.ndarray], Any] | None
+    clips: list[str] = field(default_factory=list)  # CLIP_* codes, in check order
+    notes: list[str] = field(default_factory=list)  # one sentence per clip
+    q: np.ndarray | None = None  # joints of the pose once the IK check solved it
+
+    def clip(self, code: str, note: str) -> None:
+        self.clips.append(code)
+        self.notes.append(note)
+
+    def pose(self) -> np.ndarray:
+        """(4, 4) a new array of the target as clipped so far."""
+        pose = np.eye(4)
+        pose[:3, :3] = self.rot
+        pose[:3, 3] = self.position
+        return pose
+
+
+def _non_finite(pose: np.ndarray, gripper: Any) -> str | None:
+    """Why the pose or the gripper is not finite numbers, or None."""
+    if not np.all(np.isfinite(pose)):
+        return 'the target pose contains a NaN or infinite value'
+    if not isinstance(gripper, (int, float, np.floating, np.integer)):
+        return f'the gripper value {gripper!r} is not a number'
+    if not math.isfinite(float(gripper)):
+        return f'the gripper value is {gripper}'
+    return None
 
 
 def _finite_pose(pose: Any) -> np.ndarray | None:
@@ -432,13 +478,38 @@ class SafetyMonitor:
             now, pose, self._hold_gripper, True, state, tuple(reasons), tuple(messages), outcome, q
         )
 
-    def _latched(self) -> tuple[SafetyState, list[str], list[str]] | None:
+    def _reject(self, now: float, reason: str, message: str) -> SafetyDecision:
+        """Hold instead of the target: one reason, state HOLD (clears on the next good one)."""
+        return self._hold(now, SafetyState.HOLD, [reason], [message], 'rejected')
+
+    def _latch(self) -> _Latch:
+        """The latch in force, ESTOP before FAULT; only while one is set."""
         if self._estop_latched:
             reason = 'ESTOP_ENGAGED' if self._estop_engaged else 'ESTOP_LATCHED'
-            return SafetyState.ESTOP, [reason], [REASON_DESCRIPTIONS[reason]]
-        if self._fault_reasons:
-            return SafetyState.FAULT, list(self._fault_reasons), list(self._fault_messages)
-        return None
+            return _Latch(SafetyState.ESTOP, [reason], [REASON_DESCRIPTIONS[reason]])
+        return _Latch(SafetyState.FAULT, list(self._fault_reasons), list(self._fault_messages))
+
+    def _hold_if_latched(self, now: float, outcome: str) -> SafetyDecision | None:
+        """The hold while ESTOP or FAULT is latched, else None."""
+        if not (self._estop_latched or self._fault_reasons):
+            return None
+        latch = self._latch()
+        return self._hold(now, latch.state, latch.reasons, latch.messages, outcome)
+
+    def _fault_hold(self, now: float, reason: str, message: str) -> SafetyDecision:
+        """Latch FAULT with ``reason`` and hold with the latch now in force."""
+        self._latch_fault(reason, message)
+        latch = self._latch()
+        return self._hold(now, latch.state, latch.reasons, latch.messages, 'rejected')
+
+    def _no_reference(self, now: float, outcome: str) -> SafetyDecision:
+        return self._hold(
+            now,
+            SafetyState.HOLD,
+            ['HALT_FOR_NO_REFERENCE'],
+            [REASON_DESCRIPTIONS['HALT_FOR_NO_REFERENCE']],
+            outcome,
+        )
 
     def _watchdogs(self, now: float, *, include_commands: bool) -> tuple[list[str], list[str]]:
         cfg = self.config
@@ -535,18 +606,11 @@ class SafetyMonitor:
         """
         if not (isinstance(now, (int, float)) and math.isfinite(now)):
             self._latch_fault('FAULT_INVALID_TIME', f'tick() got now = {now}')
-        latched = self._latched()
+        latched = self._hold_if_latched(now, 'held')
         if latched is not None:
-            state, reasons, messages = latched
-            return self._hold(now, state, reasons, messages, 'held')
+            return latched
         if self._hold_pose is None:
-            return self._hold(
-                now,
-                SafetyState.HOLD,
-                ['HALT_FOR_NO_REFERENCE'],
-                [REASON_DESCRIPTIONS['HALT_FOR_NO_REFERENCE']],
-                'held',
-            )
+            return self._no_reference(now, 'held')
         reasons, messages = self._watchdogs(now, include_commands=True)
         if reasons:
             return self._hold(now, SafetyState.HOLD, reasons, messages, 'held')
@@ -592,6 +656,9 @@ class SafetyMonitor:
     ) -> SafetyDecision:
         """Check one target; return what may pass (or the hold pose).
 
+        The checks run in a fixed order, one limit each; the first that refuses ends the call
+        with a hold, a clip (``mode = 'clip'``) shortens the target and names its limit.
+
         Args:
             target_pose: (4, 4) target TCP pose from the rate limiter.
             gripper: target opening, 0 = closed, 1 = open.
@@ -603,232 +670,238 @@ class SafetyMonitor:
         Returns:
             A ``SafetyDecision``. Never raises for bad data.
         """
-        cfg = self.config
         if not (isinstance(now, (int, float)) and math.isfinite(now)):
             self._latch_fault('FAULT_INVALID_TIME', f'filter() got now = {now}')
         else:
             self._command_stamp = float(now)
-        latched = self._latched()
+        latched = self._hold_if_latched(now, 'rejected')
         if latched is not None:
-            state, reasons, messages = latched
-            return self._hold(now, state, reasons, messages, 'rejected')
+            return latched
         if self._hold_pose is None:
-            return self._hold(
-                now,
-                SafetyState.HOLD,
-                ['HALT_FOR_NO_REFERENCE'],
-                [REASON_DESCRIPTIONS['HALT_FOR_NO_REFERENCE']],
-                'rejected',
-            )
+            return self._no_reference(now, 'rejected')
+        pose = self._check_input(target_pose, gripper, now)
+        if isinstance(pose, SafetyDecision):
+            return pose
+        target = _Target(
+            now=now,
+            position=pose[:3, 3].copy(),
+            rot=pose[:3, :3].copy(),
+            gripper=float(gripper),
+            prev=self._hold_pose,
+            scale=self._step_scale(now),
+            ik=ik,
+        )
+        for check in (
+            self._check_watchdogs,
+            self._check_tracking,
+            self._check_orientation,
+            self._check_workspace,
+            self._check_step_translation,
+            self._check_step_rotation,
+            self._check_gripper_range,
+            self._check_gripper_rate,
+            self._check_toward_workspace,
+            self._check_invariants,
+            self._check_ik,
+        ):
+            refused = check(target)
+            if refused is not None:
+                return refused
+        return self._pass(target)
 
+    # ------------------------------------------------------------------ filter() steps
+    # Each check returns None to go on, or the hold decision that ends filter().
+    def _check_input(
+        self, target_pose: Any, gripper: Any, now: float
+    ) -> np.ndarray | SafetyDecision:
+        """The target as a finite rigid (4, 4) array with a finite gripper, or the hold."""
         pose = _finite_pose(target_pose)
         if pose is None:
-            return self._hold(
-                now,
-                SafetyState.HOLD,
-                ['REJECT_INVALID_POSE'],
-                ['the target is not a (4, 4) numeric matrix'],
-                'rejected',
+            return self._reject(
+                now, 'REJECT_INVALID_POSE', 'the target is not a (4, 4) numeric matrix'
             )
-        if not np.all(np.isfinite(pose)):
-            return self._hold(
-                now,
-                SafetyState.HOLD,
-                ['REJECT_NON_FINITE'],
-                ['the target pose contains a NaN or infinite value'],
-                'rejected',
-            )
-        if not isinstance(gripper, (int, float, np.floating, np.integer)):
-            return self._hold(
-                now,
-                SafetyState.HOLD,
-                ['REJECT_NON_FINITE'],
-                [f'the gripper value {gripper!r} is not a number'],
-                'rejected',
-            )
-        if not math.isfinite(float(gripper)):
-            return self._hold(
-                now,
-                SafetyState.HOLD,
-                ['REJECT_NON_FINITE'],
-                [f'the gripper value is {gripper}'],
-                'rejected',
-            )
+        problem = _non_finite(pose, gripper)
+        if problem is not None:
+            return self._reject(now, 'REJECT_NON_FINITE', problem)
         if not self._is_rigid(pose):
-            return self._hold(
+            return self._reject(
                 now,
-                SafetyState.HOLD,
-                ['REJECT_INVALID_POSE'],
-                ['the target rotation is not orthonormal or the last row is not [0, 0, 0, 1]'],
-                'rejected',
+                'REJECT_INVALID_POSE',
+                'the target rotation is not orthonormal or the last row is not [0, 0, 0, 1]',
             )
+        return pose
 
-        reasons, messages = self._watchdogs(now, include_commands=False)
+    def _check_watchdogs(self, t: _Target) -> SafetyDecision | None:
+        """Camera, joint states and policy (commands are tick()'s: this call is one)."""
+        reasons, messages = self._watchdogs(t.now, include_commands=False)
         if reasons:
-            return self._hold(now, SafetyState.HOLD, reasons, messages, 'rejected')
-        tracking = self._tracking_hold(now, 'rejected')
-        if tracking is not None:
-            return tracking
+            return self._hold(t.now, SafetyState.HOLD, reasons, messages, 'rejected')
+        return None
 
-        clip = cfg.mode == 'clip'
-        clips: list[str] = []
-        notes: list[str] = []
-        position = pose[:3, 3].copy()
-        rot = pose[:3, :3].copy()
-        prev_position = self._hold_pose[:3, 3]
-        prev_rot = self._hold_pose[:3, :3]
-        g = float(gripper)
-        bounds = self._bounds
-        scale = self._step_scale(now)
-        max_translation = cfg.max_step_translation * scale
-        max_rotation = cfg.max_step_rotation * scale
-        max_gripper = cfg.max_step_gripper * scale
-        outside = not bounds.contains(self._hold_pose)
+    def _check_tracking(self, t: _Target) -> SafetyDecision | None:
+        """The command too far from the measured pose: re-anchor on it and hold."""
+        return self._tracking_hold(t.now, 'rejected')
 
-        # Orientation bounds (Euler 'xyz' of R_nominal^T R), anchored on the previous output.
-        rpy = self._orientation_rpy(rot)
-        if not self._orientation_ok(rot, prev_rot):
-            text = (
-                f'orientation rpy {np.round(rpy, 4).tolist()} rad is outside '
-                f'[{list(cfg.orientation_low)}, {list(cfg.orientation_high)}]'
-            )
-            if not clip:
-                return self._hold(
-                    now, SafetyState.HOLD, ['REJECT_ORIENTATION_LIMIT'], [text], 'rejected'
-                )
-            rot = bounds.clip_rotation(rot, anchor=prev_rot)
-            clips.append('CLIP_ORIENTATION_LIMIT')
-            notes.append(text + '; clipped')
+    def _check_orientation(self, t: _Target) -> SafetyDecision | None:
+        """Orientation bounds (Euler 'xyz' of R_nominal^T R), anchored on the previous output."""
+        if self._orientation_ok(t.rot, t.prev[:3, :3]):
+            return None
+        cfg = self.config
+        rpy = self._orientation_rpy(t.rot)
+        text = (
+            f'orientation rpy {np.round(rpy, 4).tolist()} rad is outside '
+            f'[{list(cfg.orientation_low)}, {list(cfg.orientation_high)}]'
+        )
+        if cfg.mode != 'clip':
+            return self._reject(t.now, 'REJECT_ORIENTATION_LIMIT', text)
+        t.rot = self._bounds.clip_rotation(t.rot, anchor=t.prev[:3, :3])
+        t.clip('CLIP_ORIENTATION_LIMIT', text + '; clipped')
+        return None
 
-        # Workspace box, anchored on the previous output.
-        allowed = bounds.clip_position(position, anchor=prev_position)
-        if not np.array_equal(allowed, position):
-            box = cfg.workspace
-            text = (
-                f'target position {np.round(position, 4).tolist()} m is outside the box '
-                f'{list(box.low)}..{list(box.high)} m'
-            )
-            if not clip:
-                return self._hold(
-                    now, SafetyState.HOLD, ['REJECT_OUTSIDE_WORKSPACE'], [text], 'rejected'
-                )
-            position = allowed
-            clips.append('CLIP_TO_WORKSPACE')
-            notes.append(text + '; clipped')
+    def _check_workspace(self, t: _Target) -> SafetyDecision | None:
+        """Workspace box, anchored on the previous output."""
+        allowed = self._bounds.clip_position(t.position, anchor=t.prev[:3, 3])
+        if np.array_equal(allowed, t.position):
+            return None
+        box = self.config.workspace
+        text = (
+            f'target position {np.round(t.position, 4).tolist()} m is outside the box '
+            f'{list(box.low)}..{list(box.high)} m'
+        )
+        if self.config.mode != 'clip':
+            return self._reject(t.now, 'REJECT_OUTSIDE_WORKSPACE', text)
+        t.position = allowed
+        t.clip('CLIP_TO_WORKSPACE', text + '; clipped')
+        return None
 
-        # Step in translation (norm), relative to the previous output, per real time.
-        step = position - prev_position
+    def _check_step_translation(self, t: _Target) -> SafetyDecision | None:
+        """Step in translation (norm), relative to the previous output, per real time."""
+        max_translation = self.config.max_step_translation * t.scale
+        step = t.position - t.prev[:3, 3]
         distance = float(np.linalg.norm(step))
-        if distance > max_translation:
-            text = (
-                f'step of {distance:.4f} m exceeds {max_translation:.4f} m '
-                f'(max_step_translation over {scale:.2f} period)'
-            )
-            if not clip:
-                return self._hold(
-                    now, SafetyState.HOLD, ['REJECT_STEP_TRANSLATION'], [text], 'rejected'
-                )
-            position = prev_position + step * (max_translation / distance)
-            clips.append('CLIP_STEP_TRANSLATION')
-            notes.append(text + '; shortened')
+        if not distance > max_translation:
+            return None
+        text = (
+            f'step of {distance:.4f} m exceeds {max_translation:.4f} m '
+            f'(max_step_translation over {t.scale:.2f} period)'
+        )
+        if self.config.mode != 'clip':
+            return self._reject(t.now, 'REJECT_STEP_TRANSLATION', text)
+        t.position = t.prev[:3, 3] + step * (max_translation / distance)
+        t.clip('CLIP_STEP_TRANSLATION', text + '; shortened')
+        return None
 
-        # Step in rotation (geodesic angle), relative to the previous output, per real time.
-        turn = Rotation.from_matrix(rot @ prev_rot.T).as_rotvec()
+    def _check_step_rotation(self, t: _Target) -> SafetyDecision | None:
+        """Step in rotation (geodesic angle), relative to the previous output, per real time."""
+        max_rotation = self.config.max_step_rotation * t.scale
+        prev_rot = t.prev[:3, :3]
+        turn = Rotation.from_matrix(t.rot @ prev_rot.T).as_rotvec()
         angle = float(np.linalg.norm(turn))
-        if angle > max_rotation:
-            text = (
-                f'rotation step of {angle:.4f} rad exceeds {max_rotation:.4f} rad '
-                f'(max_step_rotation over {scale:.2f} period)'
-            )
-            if not clip:
-                return self._hold(
-                    now, SafetyState.HOLD, ['REJECT_STEP_ROTATION'], [text], 'rejected'
-                )
-            scaled = turn * (max_rotation / angle) if angle > 0.0 else turn
-            rot = Rotation.from_rotvec(scaled).as_matrix() @ prev_rot
-            clips.append('CLIP_STEP_ROTATION')
-            notes.append(text + '; shortened')
+        if not angle > max_rotation:
+            return None
+        text = (
+            f'rotation step of {angle:.4f} rad exceeds {max_rotation:.4f} rad '
+            f'(max_step_rotation over {t.scale:.2f} period)'
+        )
+        if self.config.mode != 'clip':
+            return self._reject(t.now, 'REJECT_STEP_ROTATION', text)
+        scaled = turn * (max_rotation / angle) if angle > 0.0 else turn
+        t.rot = Rotation.from_rotvec(scaled).as_matrix() @ prev_rot
+        t.clip('CLIP_STEP_ROTATION', text + '; shortened')
+        return None
 
-        # Gripper range and rate.
-        if g < 0.0 or g > 1.0:
-            clips.append('CLIP_GRIPPER_RANGE')
-            notes.append(f'gripper {g:.4f} is outside [0, 1]; clipped')
-            g = float(np.clip(g, 0.0, 1.0))
-        gripper_step = g - self._hold_gripper
-        if abs(gripper_step) > max_gripper:
-            text = (
-                f'gripper change {gripper_step:+.4f} exceeds {max_gripper:.4f} '
-                f'(max_step_gripper over {scale:.2f} period)'
-            )
-            if not clip:
-                return self._hold(
-                    now, SafetyState.HOLD, ['REJECT_GRIPPER_RATE'], [text], 'rejected'
-                )
-            g = self._hold_gripper + math.copysign(max_gripper, gripper_step)
-            clips.append('CLIP_GRIPPER_RATE')
-            notes.append(text + '; slowed')
-        candidate = np.eye(4)
-        candidate[:3, :3] = rot
-        candidate[:3, 3] = position
-        if outside and not bounds.contains(candidate):
-            clips.append('CLIP_TOWARD_WORKSPACE')
-            notes.append(
-                f'the arm is outside the safe set at '
-                f'{np.round(prev_position, 4).tolist()} m; only motion back toward it '
-                f'passes'
-            )
+    def _check_gripper_range(self, t: _Target) -> SafetyDecision | None:
+        """Gripper opening within [0, 1]; clipped in both modes (never refuses)."""
+        g = t.gripper
+        if not (g < 0.0 or g > 1.0):
+            return None
+        t.clip('CLIP_GRIPPER_RANGE', f'gripper {g:.4f} is outside [0, 1]; clipped')
+        t.gripper = float(np.clip(g, 0.0, 1.0))
+        return None
 
-        # Final invariant check, one property per line; anything odd becomes a hold.
-        failure = self._final_check(candidate, g, scale)
-        if failure is not None:
-            return self._hold(now, SafetyState.HOLD, ['REJECT_FINAL_CHECK'], [failure], 'rejected')
+    def _check_gripper_rate(self, t: _Target) -> SafetyDecision | None:
+        """Gripper change relative to the previous output, per real time."""
+        max_gripper = self.config.max_step_gripper * t.scale
+        gripper_step = t.gripper - self._hold_gripper
+        if not abs(gripper_step) > max_gripper:
+            return None
+        text = (
+            f'gripper change {gripper_step:+.4f} exceeds {max_gripper:.4f} '
+            f'(max_step_gripper over {t.scale:.2f} period)'
+        )
+        if self.config.mode != 'clip':
+            return self._reject(t.now, 'REJECT_GRIPPER_RATE', text)
+        t.gripper = self._hold_gripper + math.copysign(max_gripper, gripper_step)
+        t.clip('CLIP_GRIPPER_RATE', text + '; slowed')
+        return None
 
-        q = None
-        if (
-            ik is not None
-            and self._hold_q is not None
-            and np.array_equal(candidate, self._hold_pose)
-        ):
+    def _check_toward_workspace(self, t: _Target) -> SafetyDecision | None:
+        """An arm outside the safe set: the limits above let only motion back toward it pass;
+        name it (never refuses)."""
+        if self._bounds.contains(t.prev) or self._bounds.contains(t.pose()):
+            return None
+        t.clip(
+            'CLIP_TOWARD_WORKSPACE',
+            f'the arm is outside the safe set at {np.round(t.prev[:3, 3], 4).tolist()} m; '
+            f'only motion back toward it passes',
+        )
+        return None
+
+    def _check_invariants(self, t: _Target) -> SafetyDecision | None:
+        """Final invariant check of the clipped target; anything odd becomes a hold."""
+        failure = self._final_check(t.pose(), t.gripper, t.scale)
+        if failure is None:
+            return None
+        return self._reject(t.now, 'REJECT_FINAL_CHECK', failure)
+
+    def _check_ik(self, t: _Target) -> SafetyDecision | None:
+        """Joints for the target from the ``ik`` callable, which checks joint position and
+        velocity limits: a failed solve holds, a raising or malformed callable latches FAULT."""
+        if t.ik is None:
+            return None
+        pose = t.pose()
+        if self._hold_q is not None and np.array_equal(pose, t.prev):
             # the hold pose again (an idle limiter): its joints were solved and checked when it
             # passed, and standing still needs no joint speed; no IK solve per period for it
-            ik = None
-            q = self._hold_q.copy()
-        if ik is not None:
-            try:
-                result = ik(candidate.copy())
-            except Exception as error:  # noqa: BLE001 - any failure of the callable latches FAULT
-                self._latch_fault(
-                    'FAULT_IK_EXCEPTION', f'the IK callable raised {type(error).__name__}: {error}'
-                )
-                state, reasons, messages = self._latched()  # type: ignore[misc]
-                return self._hold(now, state, reasons, messages, 'rejected')
-            ok = getattr(result, 'ok', None)
-            if not isinstance(ok, (bool, np.bool_)):
-                self._latch_fault(
-                    'FAULT_IK_INVALID_RESULT',
-                    f'the IK callable returned {type(result).__name__} without a boolean ok',
-                )
-                state, reasons, messages = self._latched()  # type: ignore[misc]
-                return self._hold(now, state, reasons, messages, 'rejected')
-            if not ok:
-                return self._ik_failure(now, result)
-            q = getattr(result, 'q', None)
-            q_arr = None if q is None else np.array(q, dtype=float)
-            if q_arr is None or q_arr.ndim != 1 or not np.all(np.isfinite(q_arr)):
-                self._latch_fault(
-                    'FAULT_IK_INVALID_RESULT',
-                    'the IK callable returned ok without finite joint positions',
-                )
-                state, reasons, messages = self._latched()  # type: ignore[misc]
-                return self._hold(now, state, reasons, messages, 'rejected')
-            q = q_arr
-            self._ik_failures = 0
+            t.q = self._hold_q.copy()
+            return None
+        try:
+            result = t.ik(pose)
+        except Exception as error:  # noqa: BLE001 - any failure of the callable latches FAULT
+            return self._fault_hold(
+                t.now,
+                'FAULT_IK_EXCEPTION',
+                f'the IK callable raised {type(error).__name__}: {error}',
+            )
+        ok = getattr(result, 'ok', None)
+        if not isinstance(ok, (bool, np.bool_)):
+            return self._fault_hold(
+                t.now,
+                'FAULT_IK_INVALID_RESULT',
+                f'the IK callable returned {type(result).__name__} without a boolean ok',
+            )
+        if not ok:
+            return self._ik_failure(t.now, result)
+        q = getattr(result, 'q', None)
+        q_arr = None if q is None else np.array(q, dtype=float)
+        if q_arr is None or q_arr.ndim != 1 or not np.all(np.isfinite(q_arr)):
+            return self._fault_hold(
+                t.now,
+                'FAULT_IK_INVALID_RESULT',
+                'the IK callable returned ok without finite joint positions',
+            )
+        t.q = q_arr
+        self._ik_failures = 0
+        return None
 
-        self._hold_pose = candidate
-        self._hold_gripper = g
-        self._last_output_time = float(now)
-        self._hold_q = q  # None without an ik callable: the old joints are not this pose's
-        if clips:
+    def _pass(self, t: _Target) -> SafetyDecision:
+        """Every check passed: the (clipped) target becomes the hold pose and goes out."""
+        pose = t.pose()
+        self._hold_pose = pose
+        self._hold_gripper = t.gripper
+        self._last_output_time = float(t.now)
+        self._hold_q = t.q  # None without an ik callable: the old joints are not this pose's
+        if t.clips:
             self.clipped += 1
             state = SafetyState.LIMITED
             outcome = 'clipped'
@@ -837,18 +910,18 @@ class SafetyMonitor:
             state = SafetyState.OK
             outcome = 'passed'
         self._last_state = state
-        self._last_reasons = tuple(clips)
-        self._last_messages = tuple(notes)
+        self._last_reasons = tuple(t.clips)
+        self._last_messages = tuple(t.notes)
         return SafetyDecision(
-            now,
-            candidate.copy(),
-            g,
+            t.now,
+            pose.copy(),
+            t.gripper,
             False,
             state,
-            tuple(clips),
-            tuple(notes),
+            tuple(t.clips),
+            tuple(t.notes),
             outcome,
-            None if q is None else q.copy(),
+            None if t.q is None else t.q.copy(),
         )
 
     def _ik_failure(self, now: float, result: Any) -> SafetyDecision:
@@ -858,12 +931,11 @@ class SafetyMonitor:
         self._ik_failures += 1
         limit = self.config.ik_failures_before_fault
         if limit > 0 and self._ik_failures >= limit:
-            self._latch_fault(
+            return self._fault_hold(
+                now,
                 'FAULT_IK_REPEATED_FAILURE',
                 f'IK failed {self._ik_failures} times in a row; last: {reason}: {message}',
             )
-            state, reasons, messages = self._latched()  # type: ignore[misc]
-            return self._hold(now, state, reasons, messages, 'rejected')
         return self._hold(now, SafetyState.HOLD, [code], [f'{reason}: {message}'], 'rejected')
 
     def _final_check(self, pose: np.ndarray, gripper: float, scale: float) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 import numpy as np
 import pytest
@@ -134,7 +134,7 @@ def make_chunk(now, age, dt, rows, reach, defect, seed, last_stamp):
 @pytest.mark.parametrize('name', PROFILES)
 @pytest.mark.parametrize('policy', POLICIES)
 @settings(max_examples=40)
-@given(sequence=chunks, queue_limit=st.sampled_from((256, 15)))
+@given(sequence=chunks, queue_limit=st.sampled_from((256, 6)))
 def test_property_submit_refuses_by_the_first_failed_check_and_accounts_for_every_action(
     name, policy, sequence, queue_limit
 ):
@@ -156,6 +156,7 @@ def test_property_submit_refuses_by_the_first_failed_check_and_accounts_for_ever
         rejected = limiter.counters['chunks_rejected']
 
         result = limiter.submit(chunk, now)
+        event(result.reason)
 
         assert result.reason in REASON_DESCRIPTIONS
         assert result.accepted == (result.reason == 'ACCEPTED')
@@ -166,11 +167,12 @@ def test_property_submit_refuses_by_the_first_failed_check_and_accounts_for_ever
             assert snapshot(limiter) == before
             assert limiter.counters['chunks_rejected'] == rejected + 1
             continue
-        assert result.chunk_id == last_id + 1
         if result.reason == 'REJECT_QUEUE_FULL':
-            assert snapshot(limiter) == before  # and the id is given again to the next chunk
+            assert result.chunk_id == -1  # its id goes to the next chunk (checked there)
+            assert snapshot(limiter) == before
             assert limiter.counters['chunks_rejected'] == rejected + 1
             continue
+        assert result.chunk_id == last_id + 1
         last_id, last_stamp = result.chunk_id, float(chunk.stamp)
         assert result.queued + result.skipped == rows
         assert result.clipped == sum(
@@ -222,3 +224,19 @@ def test_a_single_action_vector_is_one_row_and_its_clip_is_counted(name):
     result = limiter.submit(ActionChunkData(0.0, 0.2, np.array([1.0] * 6 + [0.5])), 0.0)
     assert (result.accepted, result.queued, result.clipped) == (True, 1, 1)
     assert result.message == 'queued 1 of 1 actions (latest_only); queue holds 1'
+
+
+@pytest.mark.parametrize('name', PROFILES)
+@pytest.mark.parametrize('policy', POLICIES)
+def test_a_chunk_that_would_overflow_the_queue_is_refused_and_its_id_reused(name, policy):
+    limiter = limiter_for(name, merge_policy=policy, max_queue_length=6)
+    first = limiter.submit(ActionChunkData(0.0, 0.2, np.zeros((4, 7))), 0.0)
+    assert (first.reason, first.chunk_id, first.queued) == ('ACCEPTED', 0, 4)
+    before = snapshot(limiter)
+    full = limiter.submit(ActionChunkData(0.05, 0.2, np.zeros((7, 7))), 0.05)
+    assert (full.accepted, full.reason, full.chunk_id) == (False, 'REJECT_QUEUE_FULL', -1)
+    assert 'above max_queue_length 6' in full.message
+    assert snapshot(limiter) == before
+    after = limiter.submit(ActionChunkData(0.1, 0.2, np.zeros((2, 7))), 0.1)
+    assert after.chunk_id == 1  # (append keeps the pending plan: nothing new to queue)
+    assert after.reason == ('DROP_NOTHING_NEW' if policy == 'append' else 'ACCEPTED')
