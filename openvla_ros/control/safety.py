@@ -660,7 +660,9 @@ class SafetyMonitor:
         with a hold, a clip (``mode = 'clip'``) shortens the target and names its limit.
 
         Args:
-            target_pose: (4, 4) target TCP pose from the rate limiter.
+            target_pose: (4, 4) target TCP pose from the rate limiter, or None for a target
+                message that held no valid pose (`openvla_ros.msgio.poses.InvalidPoseError`):
+                refused with REJECT_INVALID_POSE.
             gripper: target opening, 0 = closed, 1 = open.
             now: [s] current time (one call per control period).
             ik: optional callable ``pose -> IKResult`` (e.g. ``partial(kin.ik, seed=q,
@@ -718,7 +720,9 @@ class SafetyMonitor:
         pose = _finite_pose(target_pose)
         if pose is None:
             return self._reject(
-                now, 'REJECT_INVALID_POSE', 'the target is not a (4, 4) numeric matrix'
+                now,
+                'REJECT_INVALID_POSE',
+                'the target is not a (4, 4) numeric matrix (None: the message held no valid pose)',
             )
         problem = _non_finite(pose, gripper)
         if problem is not None:
@@ -883,7 +887,10 @@ class SafetyMonitor:
         if not ok:
             return self._ik_failure(t.now, result)
         q = getattr(result, 'q', None)
-        q_arr = None if q is None else np.array(q, dtype=float)
+        try:
+            q_arr = None if q is None else np.array(q, dtype=float)
+        except (TypeError, ValueError):  # "never raises for bad data" covers the callable too
+            q_arr = None
         if q_arr is None or q_arr.ndim != 1 or not np.all(np.isfinite(q_arr)):
             return self._fault_hold(
                 t.now,

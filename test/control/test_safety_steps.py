@@ -351,6 +351,12 @@ BAD_IK = (
         'without finite joint positions',
     ),
     (
+        'q not numbers',
+        lambda pose: SimpleNamespace(ok=True, q='abc'),
+        'FAULT_IK_INVALID_RESULT',
+        'without finite joint positions',
+    ),
+    (
         'q not a vector',
         lambda pose: SimpleNamespace(ok=np.bool_(True), q=np.zeros((2, 2))),
         'FAULT_IK_INVALID_RESULT',
