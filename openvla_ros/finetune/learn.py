@@ -290,6 +290,13 @@ def train(config: LearnConfig, out: Path, data: Path, state: _State) -> Any:
     run = out / 'train'
     if (run / SUMMARY_NAME).is_file() and state.data.get('train', {}).get('done'):
         return None
+    exports = sorted(int(p.name.split('_')[-1]) for p in run.glob('export_step_*'))
+    if exports and latest_checkpoint(run) is None and not (run / SUMMARY_NAME).is_file():
+        # a training cut short on another machine (a time limit): only its exports came back;
+        # they are the candidates, and training here would start over from scratch
+        state.data.setdefault('train', {}).update(done=True, cut_short_at=exports[-1])
+        state.save()
+        return None
     steps_total = len(state.data.get('dataset', {})) and state.data['dataset']['steps']
     finetune = FinetuneConfig(
         model=str(base),
