@@ -1,7 +1,7 @@
 """openvla_ros: OpenVLA on ROS 2 robot arms.
 
 The core sub-packages (``model``, ``control``, ``sim``, ``adapters``) never import rclpy; the ROS
-shell lives in ``openvla_ros.nodes`` and ``openvla_ros.runner``.
+shell lives in ``openvla_ros.nodes`` and ``openvla_ros.harness.runner``.
 """
 
 # rosidl installs the generated interfaces (``openvla_ros.msg``) into site-packages/openvla_ros,

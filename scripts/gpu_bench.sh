@@ -6,7 +6,7 @@
 #   scripts/gpu_bench.sh                      # on the GPU machine (python3 with torch + CUDA)
 #   scripts/gpu_bench.sh --cpu-rehearsal      # here: tiny model on the CPU, same phases/checks
 #   options: --out DIR (default: $OUT, else /tmp/gpu_bench_out)  --wheels DIR (default: .whl)
-#            --python PY  and after `--`, arguments for `python -m openvla_ros.gpu_bench`
+#            --python PY  and after `--`, arguments for `python -m openvla_ros.metrics.gpu_bench`
 #
 # Carried wheels: every *.whl in the wheel folder is installed with the device README's recipe
 # (pip --no-index --no-deps --target a scratch folder, put first on PYTHONPATH) before the bench
@@ -57,7 +57,7 @@ fi
 args=(--out "$OUT_DIR")
 [ "$REHEARSAL" = 1 ] && args+=(--cpu-rehearsal)
 set +e
-"$PY" -m openvla_ros.gpu_bench "${args[@]}" ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee "$OUT_DIR/gpu_bench.log"
+"$PY" -m openvla_ros.metrics.gpu_bench "${args[@]}" ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee "$OUT_DIR/gpu_bench.log"
 code=${PIPESTATUS[0]}
 set -e
 exit "$code"

@@ -74,7 +74,7 @@ def test_colcon_build_installs_the_nodes_launch_files_and_messages(tmp_path):
         [
             sys.executable,
             '-c',
-            'import openvla_ros, openvla_ros.msg, openvla_ros.graph; '
+            'import openvla_ros, openvla_ros.msg, openvla_ros.bringup.graph; '
             'print(openvla_ros.__file__, openvla_ros.msg.ActionChunk.__name__)',
         ],
         cwd=tmp_path,

@@ -3,7 +3,7 @@ serves it, and each arm's default.
 
 Everything that names an interface reads it from here: the adapter (``AdapterConfig``), the
 adapter node's ``interface`` parameter, the simulator, the node graph and its launch argument.
-Plain data, no imports: the launch files load it through ``openvla_ros.graph``.
+Plain data, no imports: the launch files load it through ``openvla_ros.bringup.graph``.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def resolve_learned(args: argparse.Namespace) -> str:
     """
     if args.policy != 'learned':
         return ''
-    from openvla_ros.episodes import DEFAULT_TASKS  # noqa: PLC0415
+    from openvla_ros.harness.rollouts import DEFAULT_TASKS  # noqa: PLC0415
 
     task = args.task or DEFAULT_TASKS[args.profile]
     shipped = learned_checkpoints()
@@ -55,8 +55,8 @@ def resolve_learned(args: argparse.Namespace) -> str:
 
 def check_task(args: argparse.Namespace) -> None:
     """Refuses a --task the profile's robot does not have (before the simulator starts)."""
-    from openvla_ros.episodes import DEFAULT_TASKS  # noqa: PLC0415
-    from openvla_ros.profiles import load_profile  # noqa: PLC0415
+    from openvla_ros.bringup.profiles import load_profile  # noqa: PLC0415
+    from openvla_ros.harness.rollouts import DEFAULT_TASKS  # noqa: PLC0415
     from openvla_ros.sim.tasks import get_task  # noqa: PLC0415
 
     robot = str(load_profile(args.profile).get('robot'))

@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
-    from openvla_ros.benchmark import (  # noqa: PLC0415
+    from openvla_ros.metrics.benchmark import (  # noqa: PLC0415
         as_dict,
         bench_policy,
         environment,
@@ -156,7 +156,7 @@ def _load_policy(args: argparse.Namespace) -> tuple[Any, str]:
 
 def _measure_pipeline(args: argparse.Namespace, key: str) -> dict[str, Any]:
     """What the ROS path adds to the model (a real policy node), printed as one line."""
-    from openvla_ros.nodes.pipeline_bench import measure_pipeline_overhead  # noqa: PLC0415
+    from openvla_ros.harness.pipeline_bench import measure_pipeline_overhead  # noqa: PLC0415
 
     pipe = measure_pipeline_overhead(
         args.model, unnorm_key=key, n=max(10, args.n), device=args.device, dtype=args.dtype

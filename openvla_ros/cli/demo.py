@@ -35,7 +35,7 @@ from openvla_ros.cli._episode_args import (
 from openvla_ros.cli.errors import CliError
 
 if TYPE_CHECKING:
-    from openvla_ros.episodes import EpisodeConfig, EpisodeResult
+    from openvla_ros.harness.rollouts import RolloutConfig, RolloutResult
 
 __all__ = ['add_arguments', 'main']
 
@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Check the arguments, run one episode with a progress bar, write and print the outputs."""
-    from openvla_ros.episodes import EpisodeConfig  # noqa: PLC0415
-    from openvla_ros.runner import private_domain_id  # noqa: PLC0415
+    from openvla_ros.harness.rollouts import RolloutConfig  # noqa: PLC0415
+    from openvla_ros.harness.runner import private_domain_id  # noqa: PLC0415
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
         f'ROS_DOMAIN_ID={domain} (private to this demo; set --domain-id to watch it in rviz)',
         flush=True,
     )
-    cfg = EpisodeConfig(
+    cfg = RolloutConfig(
         profile=args.profile,
         policy=args.policy,
         task=args.task,
@@ -107,11 +107,11 @@ def _check_arguments(args: argparse.Namespace, bag: Path) -> None:
     check_model(args)
 
 
-def _run_with_progress(cfg: EpisodeConfig) -> EpisodeResult:
+def _run_with_progress(cfg: RolloutConfig) -> RolloutResult:
     """The episode, with a percentage bar of its simulated time on stderr."""
     from tqdm import tqdm  # noqa: PLC0415
 
-    from openvla_ros.episodes import run_episode  # noqa: PLC0415
+    from openvla_ros.harness.rollouts import run_rollout  # noqa: PLC0415
 
     bar = tqdm(
         total=100,
@@ -127,7 +127,7 @@ def _run_with_progress(cfg: EpisodeConfig) -> EpisodeResult:
             bar.update(done - bar.n)
 
     try:
-        return run_episode(cfg, progress)
+        return run_rollout(cfg, progress)
     except (RuntimeError, ValueError, FileExistsError) as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -135,12 +135,12 @@ def _run_with_progress(cfg: EpisodeConfig) -> EpisodeResult:
 
 
 def _write_outputs(
-    args: argparse.Namespace, out: Path, name: str, cfg: EpisodeConfig, result: EpisodeResult
+    args: argparse.Namespace, out: Path, name: str, cfg: RolloutConfig, result: RolloutResult
 ) -> dict[str, Any]:
     """Writes <name>.mp4 and <name>.png under out; returns the summary (without its bag)."""
     import numpy as np  # noqa: PLC0415
 
-    from openvla_ros.report import tracking_error, write_plot, write_video  # noqa: PLC0415
+    from openvla_ros.metrics.report import tracking_error, write_plot, write_video  # noqa: PLC0415
 
     data = result.data
     video = write_video(data.frames, out / f'{name}.mp4', fps=cfg.camera_rate)
@@ -176,7 +176,7 @@ def _write_outputs(
     }
 
 
-def _print_summary(result: EpisodeResult, summary: dict[str, Any]) -> None:
+def _print_summary(result: RolloutResult, summary: dict[str, Any]) -> None:
     """Outcome and safety counts, the output paths, then the summary as one JSON line."""
     outcome = f'SUCCESS at {result.time_to_success:.1f} s' if result.success else 'not done'
     print(

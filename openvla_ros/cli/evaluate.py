@@ -35,7 +35,7 @@ from openvla_ros.cli._episode_args import (
 from openvla_ros.cli.errors import CliError
 
 if TYPE_CHECKING:
-    from openvla_ros.episodes import EpisodeResult
+    from openvla_ros.harness.rollouts import RolloutResult
 
 __all__ = ['add_arguments', 'main']
 
@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Check the arguments, run the seeded episodes, print the report (and JSON with --json)."""
-    from openvla_ros.runner import private_domain_id  # noqa: PLC0415
+    from openvla_ros.harness.runner import private_domain_id  # noqa: PLC0415
 
     _check_arguments(args)
     for folder in (args.video, args.record):
@@ -105,19 +105,19 @@ def _check_arguments(args: argparse.Namespace) -> None:
     check_model(args)
 
 
-def _run_episodes(args: argparse.Namespace, model: str, domain: int) -> list[EpisodeResult]:
+def _run_episodes(args: argparse.Namespace, model: str, domain: int) -> list[RolloutResult]:
     """Episode i on scene seed --seed + i, with a bar of episodes and successes on stderr."""
     from tqdm import tqdm  # noqa: PLC0415
 
-    from openvla_ros.episodes import EpisodeConfig, run_episode  # noqa: PLC0415
-    from openvla_ros.report import write_video  # noqa: PLC0415
+    from openvla_ros.harness.rollouts import RolloutConfig, run_rollout  # noqa: PLC0415
+    from openvla_ros.metrics.report import write_video  # noqa: PLC0415
 
-    results: list[EpisodeResult] = []
+    results: list[RolloutResult] = []
     bar = tqdm(range(args.episodes), desc='episodes', unit='ep', file=sys.stderr)
     for i in bar:
         seed = args.seed + i
         bag = _bag_path(args, seed)
-        cfg = EpisodeConfig(
+        cfg = RolloutConfig(
             profile=args.profile,
             policy=args.policy,
             task=args.task,
@@ -136,7 +136,7 @@ def _run_episodes(args: argparse.Namespace, model: str, domain: int) -> list[Epi
             frame_stride=1 if args.video else 10_000,
         )
         try:
-            result = run_episode(cfg)
+            result = run_rollout(cfg)
         except (RuntimeError, ValueError) as exc:
             bar.close()
             raise CliError(f'episode {i} (seed {seed}): {exc}') from exc
@@ -148,9 +148,9 @@ def _run_episodes(args: argparse.Namespace, model: str, domain: int) -> list[Epi
     return results
 
 
-def _summary(args: argparse.Namespace, model: str, results: list[EpisodeResult]) -> dict[str, Any]:
+def _summary(args: argparse.Namespace, model: str, results: list[RolloutResult]) -> dict[str, Any]:
     """The report: success rate with its 95 % Wilson interval, safety counts, per episode."""
-    from openvla_ros.episodes import wilson_interval  # noqa: PLC0415
+    from openvla_ros.metrics.success import wilson_interval  # noqa: PLC0415
 
     successes = sum(r.success for r in results)
     low, high = wilson_interval(successes, len(results))
@@ -194,7 +194,7 @@ def _summary(args: argparse.Namespace, model: str, results: list[EpisodeResult])
 
 def _report_line(args: argparse.Namespace, summary: dict[str, Any]) -> str:
     """One human line: rate and interval, time to success, safety, holds, real-time factor."""
-    from openvla_ros.episodes import wilson_interval  # noqa: PLC0415
+    from openvla_ros.metrics.success import wilson_interval  # noqa: PLC0415
 
     low, high = wilson_interval(summary['successes'], summary['episodes'])  # unrounded
     return (

@@ -82,8 +82,8 @@ def main(args: argparse.Namespace) -> int:
         raise CliError(f'no bag at {", ".join(missing)}')
     if args.out.exists() and not args.out.is_dir():
         raise CliError(f'{args.out} exists and is not a directory')
-    from openvla_ros.data import DataError, record_bags, RecordConfig, write_dataset
-    from openvla_ros.profiles import ProfileError
+    from openvla_ros.bringup.profiles import ProfileError
+    from openvla_ros.data import DataError, episodes_from_bags, RecordConfig, write_dataset
 
     try:
         config = RecordConfig.from_profile(
@@ -103,7 +103,7 @@ def main(args: argparse.Namespace) -> int:
             drop_zero_actions=not args.keep_zero_actions,
             use_header_stamps=args.header_stamps,
         )
-        episodes = record_bags(args.bag, config, progress=not args.json)
+        episodes = episodes_from_bags(args.bag, config, progress=not args.json)
         out = write_dataset(
             args.out, episodes, config, profile=args.profile, overwrite=args.overwrite
         )

@@ -1,9 +1,19 @@
 """Recording demonstrations: rosbag2 files -> episodes -> an on-disk dataset with statistics.
 
-No rclpy: bags are read with rosbags. `record_bags(paths, RecordConfig.from_profile(...))` builds
+No rclpy: bags are read with rosbags. `episodes_from_bags(paths, RecordConfig.from_profile(...))`
+builds
 episodes, `write_dataset` stores them, `Dataset(dir)` reads them back (see docs/finetune.md).
 """
 
+from openvla_ros.data.bag_episodes import (
+    ACTION_SOURCES,
+    build_episodes,
+    Episode,
+    episodes_from_bags,
+    read_bag,
+    RecordConfig,
+    Streams,
+)
 from openvla_ros.data.dataset import (
     Dataset,
     DATASET_FORMAT,
@@ -20,21 +30,12 @@ from openvla_ros.data.errors import (
     MissingTopicError,
     NoImagesError,
 )
-from openvla_ros.data.messages import make_typestore
-from openvla_ros.data.recording import (
-    ACTION_SOURCES,
-    build_episodes,
-    Episode,
-    read_bag,
-    record_bags,
-    RecordConfig,
-    Streams,
-)
 from openvla_ros.data.statistics import (
     compute_action_statistics,
     read_statistics_file,
     write_statistics_file,
 )
+from openvla_ros.msgio.fields import make_typestore
 
 __all__ = [
     'ACTION_SOURCES',
@@ -57,7 +58,7 @@ __all__ = [
     'make_typestore',
     'read_bag',
     'read_statistics_file',
-    'record_bags',
+    'episodes_from_bags',
     'write_dataset',
     'write_statistics_file',
 ]

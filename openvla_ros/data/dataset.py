@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from openvla_ros.data.bag_episodes import Episode, RecordConfig
 from openvla_ros.data.errors import DatasetFormatError, EmptyDatasetError
-from openvla_ros.data.recording import Episode, RecordConfig
 from openvla_ros.data.statistics import compute_action_statistics
 
 __all__ = [
@@ -89,7 +89,7 @@ def write_dataset(
 
     Args:
         out_dir: the dataset directory (created).
-        episodes: what `record_bags` returned.
+        episodes: what `episodes_from_bags` returned.
         config: the recording settings (stored in the summary).
         profile: the robot profile name, for the summary.
         overwrite: replace an existing dataset in `out_dir`.

@@ -1,7 +1,8 @@
 """The whole learning loop on the simulator: demonstrations -> dataset -> training -> evaluation.
 
 `run_learn(LearnConfig(...))` is the engine of `openvla-ros learn`. Every episode (demonstration
-or evaluation) runs through the full ROS stack in this process (`openvla_ros.episodes`), real
+or evaluation) runs through the full ROS stack in this process (`openvla_ros.harness.rollouts`),
+real
 time. Stages and what they leave in OUT:
 
 1. demos: `bags/demo_seed<S>/` MCAP bags of the scripted expert with DART noise on its executed
@@ -192,9 +193,9 @@ def _stopped(state: _State, stage: str) -> dict[str, Any]:
 
 # --- stages -------------------------------------------------------------------------------------
 def _episode(config: LearnConfig, seed: int, **kwargs: Any) -> Any:
-    from openvla_ros.episodes import EpisodeConfig, run_episode
+    from openvla_ros.harness.rollouts import RolloutConfig, run_rollout
 
-    cfg = EpisodeConfig(
+    cfg = RolloutConfig(
         profile=config.profile,
         task=config.task,
         seed=seed,
@@ -202,7 +203,7 @@ def _episode(config: LearnConfig, seed: int, **kwargs: Any) -> Any:
         frame_stride=10_000,
         **kwargs,
     )
-    return run_episode(cfg)
+    return run_rollout(cfg)
 
 
 def record_demos(config: LearnConfig, out: Path, state: _State, say: Callable) -> list[Path]:
@@ -250,8 +251,8 @@ def record_demos(config: LearnConfig, out: Path, state: _State, say: Callable) -
 
 def build_dataset(config: LearnConfig, out: Path, bags: list[Path], state: _State) -> Path:
     """Stage 2: the labelled dataset (rebuilt only when missing)."""
-    from openvla_ros.data import record_bags, RecordConfig, write_dataset
-    from openvla_ros.data.recording import EXPERT_LABEL_TOPIC
+    from openvla_ros.data import episodes_from_bags, RecordConfig, write_dataset
+    from openvla_ros.data.bag_episodes import EXPERT_LABEL_TOPIC
 
     path = out / 'dataset'
     if (path / 'dataset.json').is_file() or (path / 'statistics.json').is_file():
@@ -267,7 +268,7 @@ def build_dataset(config: LearnConfig, out: Path, bags: list[Path], state: _Stat
         image_size=SMALL_SPECS[config.model_size].image_size,  # as the processor resizes
         jpeg_quality=DATASET_JPEG_QUALITY,
     )
-    episodes = record_bags([str(b) for b in bags], record, progress=True)
+    episodes = episodes_from_bags([str(b) for b in bags], record, progress=True)
     write_dataset(path, episodes, record)
     state.data['dataset'] = {
         'episodes': len(episodes),
@@ -473,7 +474,7 @@ def select(config: LearnConfig, out: Path, state: _State, say: Callable) -> Path
 
 def final_evaluation(config: LearnConfig, out: Path, state: _State) -> dict[str, Any]:
     """Stage 6: the chosen checkpoint on the evaluation seeds (run once)."""
-    from openvla_ros.episodes import wilson_interval
+    from openvla_ros.metrics.success import wilson_interval
 
     if 'evaluation' in state.data and state.data['evaluation'].get('step') == state.data.get(
         'best_step'
@@ -498,7 +499,7 @@ def final_evaluation(config: LearnConfig, out: Path, state: _State) -> dict[str,
 
 def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Path]:
     """Stage 7: report.json, report.md and learning.png (success vs steps and vs demos)."""
-    from openvla_ros.episodes import wilson_interval
+    from openvla_ros.metrics.success import wilson_interval
 
     data = state.data
     evaluation = data.get('evaluation', {})
@@ -564,7 +565,7 @@ def _plot(report: dict[str, Any], data: dict[str, Any], path: Path) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from openvla_ros.episodes import wilson_interval
+    from openvla_ros.metrics.success import wilson_interval
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     selection = report['selection']

@@ -1,6 +1,6 @@
 """CPU of each ROS node of the launched graph, as separate processes (issue 19, item 9).
 
-Starts the profile's node graph (``openvla_ros.graph.build_graph`` with ``sim:=true
+Starts the profile's node graph (``openvla_ros.bringup.graph.build_graph`` with ``sim:=true
 policy:=scripted``) the way ``ros2 launch`` does: one process per node, the profile YAML as the
 parameter file, the graph's parameter overrides and remappings on the command line. It does not
 need the ROS 2 launch packages. Once the limiter publishes targets it sends the task's
@@ -34,8 +34,10 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
-from openvla_ros.dds_transport import large_frame_env
-from openvla_ros.graph import build_graph, GraphArgs, NodeSpec
+from openvla_ros.bringup.dds_transport import large_frame_env
+from openvla_ros.bringup.graph import build_graph, GraphArgs, NodeSpec
+from openvla_ros.bringup.profiles import config_dir
+from openvla_ros.harness.runner import private_domain_id
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
 from openvla_ros.msgio.topics import (
     ACTION_CHUNK,
@@ -47,8 +49,6 @@ from openvla_ros.msgio.topics import (
 )
 from openvla_ros.nodes._common import spun_node, wait_until
 from openvla_ros.nodes._conversions import header_stamp_from_cdr
-from openvla_ros.profiles import config_dir
-from openvla_ros.runner import private_domain_id
 from openvla_ros.sim.tasks import get_task
 
 __all__ = ['camera_watchdog_cost', 'measure_graph_cpu', 'node_command']
@@ -203,7 +203,7 @@ def measure_graph_cpu(
 
 
 def _robot(profile: str) -> str:
-    from openvla_ros.profiles import load_profile  # noqa: PLC0415
+    from openvla_ros.bringup.profiles import load_profile  # noqa: PLC0415
 
     return str(load_profile(profile).get('robot'))
 

@@ -23,9 +23,15 @@ from std_msgs.msg import String
 
 from openvla_ros.backends import BackendConfig, BACKENDS, make_backend, PolicyBackend
 from openvla_ros.control.rate_limiter import SLOT_FRACTION
-from openvla_ros.images import compressed_to_rgb, ImageDecodeError, jpeg_roundtrip, raw_to_rgb
+from openvla_ros.metrics.latency import LatencyStats
 from openvla_ros.model.choices import DECODE_MODES, DTYPE_NAMES, QUANTIZE_MODES
 from openvla_ros.msg import ActionChunk, PolicyStatus
+from openvla_ros.msgio.images import (
+    compressed_to_rgb,
+    ImageDecodeError,
+    jpeg_roundtrip,
+    raw_to_rgb,
+)
 from openvla_ros.msgio.topics import (
     ACTION_CHUNK,
     DIAGNOSTICS,
@@ -35,7 +41,6 @@ from openvla_ros.msgio.topics import (
     POLICY_STATUS,
 )
 from openvla_ros.nodes._common import declare_params, diagnostic, Param, run_node, stamp_to_sec
-from openvla_ros.stats import LatencyStats
 
 PARAMS = (
     Param(

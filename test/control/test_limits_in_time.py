@@ -17,12 +17,12 @@ from scipy.spatial.transform import Rotation
 
 from openvla_ros.adapters import AdapterConfig, ArmAdapter, EndEffectorCommand
 from openvla_ros.adapters.gripper import franka_gripper_command, FrankaGripperConfig
+from openvla_ros.bringup.profiles import load_profile
 from openvla_ros.control.actions import get_action_space, GripperConvention
 from openvla_ros.control.config import BOUNDS_KEYS, LimiterConfig, PoseBounds, SafetyConfig
 from openvla_ros.control.kinematics import get_kinematics
 from openvla_ros.control.rate_limiter import ActionChunkData, ActionRateLimiter
 from openvla_ros.control.safety import SafetyMonitor, SafetyState
-from openvla_ros.profiles import load_profile
 
 TOL = 1e-9
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
+from openvla_ros.bringup.profiles import load_profile
 from openvla_ros.control.actions import get_action_space
 from openvla_ros.control.config import BOUNDS_KEYS, LimiterConfig, SafetyConfig
 from openvla_ros.control.rate_limiter import (
@@ -21,7 +22,6 @@ from openvla_ros.control.rate_limiter import (
     ActionRateLimiter,
     REASON_DESCRIPTIONS,
 )
-from openvla_ros.profiles import load_profile
 
 PROFILES = ('widowx_bridge', 'franka_droid', 'franka_tabletop')
 POLICIES = ('latest_only', 'weighted_average', 'append')

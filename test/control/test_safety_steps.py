@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from openvla_ros.bringup.profiles import load_profile
 from openvla_ros.control.config import BOUNDS_KEYS, SafetyConfig
 from openvla_ros.control.kinematics import get_kinematics
 from openvla_ros.control.safety import REASON_DESCRIPTIONS, SafetyMonitor, SafetyState
-from openvla_ros.profiles import load_profile
 
 PROFILES = ('widowx_bridge', 'franka_droid', 'franka_tabletop')
 

@@ -105,7 +105,7 @@ def write_synthetic_bag(
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from openvla_ros.data.messages import make_typestore
+    from openvla_ros.msgio.fields import make_typestore
 
     typestore = make_typestore()
     types = typestore.types

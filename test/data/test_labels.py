@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from synthetic_bags import image_at, IMAGE_RATE, NS, write_synthetic_bag
 
-from openvla_ros.data import MissingTopicError, record_bags, RecordConfig
-from openvla_ros.data.recording import EXPERT_LABEL_TOPIC
+from openvla_ros.data import episodes_from_bags, MissingTopicError, RecordConfig
+from openvla_ros.data.bag_episodes import EXPERT_LABEL_TOPIC
 
 
 def _labels() -> list[tuple[int, np.ndarray]]:
@@ -29,7 +29,7 @@ def test_steps_are_the_labels_with_the_latest_frame(tmp_path: Path) -> None:
     labels = _labels()
     bag = write_synthetic_bag(tmp_path / 'bag', labels=labels)
     config = RecordConfig.from_profile('widowx_bridge', label_topic=EXPERT_LABEL_TOPIC)
-    (episode,) = record_bags([bag], config)
+    (episode,) = episodes_from_bags([bag], config)
     kept = [0, 1, 2, 3, 5]
     assert len(episode) == len(kept) and episode.dropped_zero == 1
     for row, j in enumerate(kept):
@@ -44,4 +44,4 @@ def test_missing_label_topic_is_named(tmp_path: Path) -> None:
     bag = write_synthetic_bag(tmp_path / 'bag')
     config = RecordConfig.from_profile('widowx_bridge', label_topic=EXPERT_LABEL_TOPIC)
     with pytest.raises(MissingTopicError, match='expert label'):
-        record_bags([bag], config)
+        episodes_from_bags([bag], config)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from openvla_ros.data.errors import BagReadError
-from openvla_ros.data.messages import decode_image
-from openvla_ros.images import raw_to_rgb
+from openvla_ros.msgio.fields import decode_image
+from openvla_ros.msgio.images import raw_to_rgb
 
 
 def _image(encoding: str, height: int, width: int, data: bytes, step: int | None = None):

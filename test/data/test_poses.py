@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from synthetic_bags import image_at
 
-from openvla_ros.data import BagReadError, record_bags, RecordConfig
+from openvla_ros.data import BagReadError, episodes_from_bags, RecordConfig
 from openvla_ros.msgio.poses import (
     InvalidPoseError,
     matrix_to_position_quaternion,
@@ -120,7 +120,7 @@ def test_invalid_pose_error_is_a_value_error_with_the_numbers():
 def test_nodes_bags_and_rclpy_messages_share_the_one_conversion():
     from geometry_msgs.msg import Point, Pose, Quaternion  # noqa: PLC0415
 
-    from openvla_ros.data import messages  # noqa: PLC0415
+    from openvla_ros.msgio import fields as messages  # noqa: PLC0415
     from openvla_ros.nodes import _conversions  # noqa: PLC0415
 
     assert messages.pose_to_matrix is pose_to_matrix
@@ -140,7 +140,7 @@ def write_bag_with_a_zero_quaternion(path: Path) -> Path:
     quaternion (0, 0, 0, 0) (an unset Pose.orientation)."""
     from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: PLC0415
 
-    from openvla_ros.data.messages import make_typestore  # noqa: PLC0415
+    from openvla_ros.msgio.fields import make_typestore  # noqa: PLC0415
 
     store = make_typestore()
     types = store.types
@@ -189,7 +189,7 @@ def write_bag_with_a_zero_quaternion(path: Path) -> Path:
 def test_the_bag_reader_reports_a_zero_quaternion_as_a_readable_bag_error(tmp_path):
     bag = write_bag_with_a_zero_quaternion(tmp_path / 'bag')
     with pytest.raises(BagReadError) as info:
-        record_bags([bag], RecordConfig.from_profile('widowx_bridge'))
+        episodes_from_bags([bag], RecordConfig.from_profile('widowx_bridge'))
     text = str(info.value)
     assert 'InvalidPoseError' in text and '(0, 0, 0, 0)' in text and 'no orientation' in text
     assert str(bag) in text

@@ -14,9 +14,9 @@ from openvla_ros.data import (
     Dataset,
     DatasetFormatError,
     EmptyDatasetError,
+    episodes_from_bags,
     MissingTopicError,
     NoImagesError,
-    record_bags,
     RecordConfig,
     write_dataset,
 )
@@ -36,7 +36,7 @@ def test_profile_sets_rate_robot_and_action_semantics() -> None:
 
 def test_mcap_bag_gives_hand_computed_actions_and_drops_zero_steps(tmp_path: Path) -> None:
     bag = write_synthetic_bag(tmp_path / 'bag')
-    episodes = record_bags([bag], _config())
+    episodes = episodes_from_bags([bag], _config())
     expected, dropped = expected_actions()
     assert dropped == 3
     assert len(episodes) == 1
@@ -52,8 +52,8 @@ def test_mcap_bag_gives_hand_computed_actions_and_drops_zero_steps(tmp_path: Pat
 
 
 def test_sqlite3_bag_with_bgr_images_reads_the_same(tmp_path: Path) -> None:
-    mcap = record_bags([write_synthetic_bag(tmp_path / 'a')], _config())[0]
-    sqlite = record_bags(
+    mcap = episodes_from_bags([write_synthetic_bag(tmp_path / 'a')], _config())[0]
+    sqlite = episodes_from_bags(
         [write_synthetic_bag(tmp_path / 'b', storage='sqlite3', encoding='bgr8')], _config()
     )[0]
     np.testing.assert_array_equal(mcap.actions, sqlite.actions)
@@ -63,13 +63,13 @@ def test_sqlite3_bag_with_bgr_images_reads_the_same(tmp_path: Path) -> None:
 
 def test_keep_zero_actions_keeps_every_step(tmp_path: Path) -> None:
     bag = write_synthetic_bag(tmp_path / 'bag')
-    episode = record_bags([bag], _config(drop_zero_actions=False))[0]
+    episode = episodes_from_bags([bag], _config(drop_zero_actions=False))[0]
     assert len(episode) == 15
 
 
 def test_fixed_instruction_replaces_a_missing_instruction_topic(tmp_path: Path) -> None:
     bag = write_synthetic_bag(tmp_path / 'bag', instruction=None)
-    episode = record_bags([bag], _config(instruction='wipe the table'))[0]
+    episode = episodes_from_bags([bag], _config(instruction='wipe the table'))[0]
     assert episode.instruction == 'wipe the table'
     assert len(episode) == 12
 
@@ -77,19 +77,20 @@ def test_fixed_instruction_replaces_a_missing_instruction_topic(tmp_path: Path) 
 def test_fallback_commanded_topic_is_ee_target(tmp_path: Path) -> None:
     bag = write_synthetic_bag(tmp_path / 'bag', target_topic='/openvla/ee_target')
     expected, _ = expected_actions()
-    np.testing.assert_allclose(record_bags([bag], _config())[0].actions, expected, atol=1e-9)
+    actions = episodes_from_bags([bag], _config())[0].actions
+    np.testing.assert_allclose(actions, expected, atol=1e-9)
 
 
 def test_measured_joint_states_go_through_forward_kinematics(tmp_path: Path) -> None:
     bag = write_synthetic_bag(tmp_path / 'bag', joint_states=True)
     config = _config(action_source='measured', drop_zero_actions=False)
-    episode = record_bags([bag], config)[0]
+    episode = episodes_from_bags([bag], config)[0]
     # the synthetic joints never move: every delta is zero, the gripper comes from the targets
     assert len(episode) == 15
     np.testing.assert_allclose(episode.actions[:, :6], 0.0, atol=1e-12)
     assert episode.actions[0, 6] == 1.0 and episode.actions[-1, 6] == 0.0
     with pytest.raises(EmptyDatasetError, match='no steps survived'):
-        record_bags([bag], _config(action_source='measured'))
+        episodes_from_bags([bag], _config(action_source='measured'))
 
 
 def test_dataset_round_trip_keeps_counts_actions_and_summary(tmp_path: Path) -> None:
@@ -98,7 +99,7 @@ def test_dataset_round_trip_keeps_counts_actions_and_summary(tmp_path: Path) -> 
         write_synthetic_bag(tmp_path / 'b', storage='sqlite3', instruction='open the drawer'),
     ]
     config = _config()
-    episodes = record_bags(bags, config)
+    episodes = episodes_from_bags(bags, config)
     out = write_dataset(tmp_path / 'ds', episodes, config, profile='widowx_bridge')
     dataset = Dataset(out)
     summary = json.loads((out / 'dataset.json').read_text())
@@ -119,7 +120,7 @@ def test_dataset_round_trip_keeps_counts_actions_and_summary(tmp_path: Path) -> 
 
 def test_statistics_match_numpy(tmp_path: Path) -> None:
     config = _config()
-    episodes = record_bags([write_synthetic_bag(tmp_path / 'a')], config)
+    episodes = episodes_from_bags([write_synthetic_bag(tmp_path / 'a')], config)
     dataset = Dataset(write_dataset(tmp_path / 'ds', episodes, config))
     stats = json.loads((dataset.root / 'statistics.json').read_text())
     actions = episodes[0].actions
@@ -139,7 +140,7 @@ def test_statistics_match_numpy(tmp_path: Path) -> None:
 def test_bag_with_an_empty_image_topic_raises(tmp_path: Path) -> None:
     bag = write_synthetic_bag(tmp_path / 'bag', image_messages=False)
     with pytest.raises(NoImagesError, match='has no messages'):
-        record_bags([bag], _config())
+        episodes_from_bags([bag], _config())
 
 
 def test_bag_without_an_image_topic_raises_and_lists_topics(tmp_path: Path) -> None:
@@ -147,20 +148,20 @@ def test_bag_without_an_image_topic_raises_and_lists_topics(tmp_path: Path) -> N
     with pytest.raises(
         MissingTopicError, match=r"no image topic '/camera/image_raw'.*instruction"
     ):
-        record_bags([bag], _config())
+        episodes_from_bags([bag], _config())
 
 
 def test_unknown_topic_raises(tmp_path: Path) -> None:
     bag = write_synthetic_bag(tmp_path / 'bag')
     with pytest.raises(MissingTopicError, match="no commanded end-effector target topic '/nope'"):
-        record_bags([bag], _config(commanded_topic='/nope'))
+        episodes_from_bags([bag], _config(commanded_topic='/nope'))
     with pytest.raises(MissingTopicError, match="no image topic '/wrist/image'"):
-        record_bags([bag], _config(image_topic='/wrist/image'))
+        episodes_from_bags([bag], _config(image_topic='/wrist/image'))
 
 
 def test_empty_dataset_raises(tmp_path: Path) -> None:
     with pytest.raises(EmptyDatasetError, match='no bags given'):
-        record_bags([], _config())
+        episodes_from_bags([], _config())
     with pytest.raises(EmptyDatasetError, match='no episodes'):
         write_dataset(tmp_path / 'ds', [], _config())
     with pytest.raises(DatasetFormatError, match='no dataset.json'):

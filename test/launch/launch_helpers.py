@@ -1,4 +1,5 @@
-"""Shared parts of the launch_testing tests, thin wrappers over openvla_ros.launch_checks (which is
+"""Shared parts of the launch_testing tests, thin wrappers over openvla_ros.bringup.launch_checks
+(which is
 unit-tested here against the in-process runner, test_launch_checks.py): each profile's test starts
 its launch file with `sim:=true policy:=scripted task:=lift_block`, waits for the pipeline's topics
 with the QoS their consumers use (the camera best effort), sends the instruction, checks that the
@@ -18,14 +19,14 @@ import launch_testing.asserts
 from rclpy.node import Node
 
 import launch
-from openvla_ros.graph import GraphArgs
-from openvla_ros.launch_checks import (
+from openvla_ros.bringup.graph import GraphArgs
+from openvla_ros.bringup.launch_checks import (
     EXIT_CODES_AFTER_SIGINT,
     lift_check_for,
     topics_to_wait_for,
 )
+from openvla_ros.bringup.profiles import share_dir
 from openvla_ros.nodes._common import spun_node, wait_until
-from openvla_ros.profiles import share_dir
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')  # Humble's spelling

@@ -1,4 +1,5 @@
-"""The rclpy side of openvla_ros.launch_checks, shared by the launch_testing tests (ROS machines)
+"""The rclpy side of openvla_ros.bringup.launch_checks, shared by the launch_testing tests (ROS
+machines)
 and the unit tests that run here: subscriptions with each check's QoS and the instruction sender
 (waiting with a timeout: openvla_ros.nodes._common.wait_until). (rclpy stays out of the package
 core, so this lives with the tests.)
@@ -14,7 +15,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
-from openvla_ros.launch_checks import (
+from openvla_ros.bringup.launch_checks import (
     INSTRUCTION_TOPIC,
     LiftCheck,
     object_heights,

@@ -1,7 +1,8 @@
 """Camera frames between processes (issue 19, launched graph): the simulator's 640x480 rgb8 frames
 (0.9 MB, best effort) must reach a subscriber in another process. With Fast DDS's default 512 KiB
 shared-memory segment most were lost whole, and the safety monitor held for a stale camera; the
-launch and the CPU benchmark give the frame publisher openvla_ros.dds_transport's profile."""
+launch and the CPU benchmark give the frame publisher openvla_ros.bringup.dds_transport's
+profile."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from rclpy.qos import qos_profile_sensor_data
 from ros_helpers import wait_for
 from sensor_msgs.msg import Image
 
-from openvla_ros.dds_transport import large_frame_env, profile_xml, SEGMENT_BYTES
-from openvla_ros.graph import build_graph, GraphArgs
+from openvla_ros.bringup.dds_transport import large_frame_env, profile_xml, SEGMENT_BYTES
+from openvla_ros.bringup.graph import build_graph, GraphArgs
 from openvla_ros.nodes._common import spun_node
 
 FRAMES = 40

@@ -1,4 +1,5 @@
-"""openvla_ros.launch_checks, the logic the launch_testing tests stand on, run here with real
+"""openvla_ros.bringup.launch_checks, the logic the launch_testing tests stand on, run here with
+real
 rclpy against the in-process runner (the same graph the launch files start): the topics arrive
 with the chosen QoS, a reliable waiter never gets the best-effort camera, and the block rises
 after the instruction."""
@@ -13,8 +14,8 @@ from rclpy.node import Node
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from openvla_ros.graph import GraphArgs
-from openvla_ros.launch_checks import (
+from openvla_ros.bringup.graph import GraphArgs
+from openvla_ros.bringup.launch_checks import (
     lift_check_for,
     LiftCheck,
     object_heights,
@@ -26,9 +27,9 @@ from openvla_ros.launch_checks import (
     topics_to_wait_for,
     TopicWatch,
 )
+from openvla_ros.bringup.profiles import PROFILES
+from openvla_ros.harness.runner import GraphRunner
 from openvla_ros.nodes._common import wait_until
-from openvla_ros.profiles import PROFILES
-from openvla_ros.runner import GraphRunner
 
 pytest.importorskip(
     'interbotix_xs_msgs.msg', reason='interbotix_xs_msgs fixture not built (scripts/setup_venv.sh)'

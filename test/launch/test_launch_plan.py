@@ -1,4 +1,4 @@
-"""What each launch file starts (openvla_ros.launch_description.plan_launch), walked here
+"""What each launch file starts (openvla_ros.bringup.launch_description.plan_launch), walked here
 without the launch library: with sim:=true and no robot_state_publisher on the ament index, every
 profile plans its graph with one warning and no error, and every executable a Node action names
 resolves the way launch_ros resolves it (<prefix of the package>/lib/<package>/<executable>).
@@ -13,14 +13,14 @@ import sys
 
 import pytest
 
-from openvla_ros.launch_description import (
+from openvla_ros.bringup.launch_description import (
     LaunchPlanError,
     NO_ROBOT_STATE_PUBLISHER,
     NO_RVIZ,
     package_installed,
     plan_launch,
 )
-from openvla_ros.profiles import PROFILES
+from openvla_ros.bringup.profiles import PROFILES
 
 SIM = {'sim': 'true', 'policy': 'scripted', 'task': 'lift_block'}
 HAS_LAUNCH_ROS = importlib.util.find_spec('launch_ros') is not None
@@ -106,7 +106,7 @@ def test_the_launch_description_builds_its_actions_without_raising(venv_index, p
     from launch_ros.actions import Node  # noqa: PLC0415
 
     from launch import LaunchContext  # noqa: PLC0415
-    from openvla_ros.launch_description import (  # noqa: PLC0415
+    from openvla_ros.bringup.launch_description import (  # noqa: PLC0415
         generate_profile_launch_description,
     )
 

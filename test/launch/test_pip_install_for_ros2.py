@@ -17,9 +17,9 @@ import pytest
 from rclpy.node import Node
 from ros_helpers import sigint_on_exit, start_node, wait_for_nodes
 
-from openvla_ros.launch_checks import EXIT_CODES_AFTER_SIGINT
+from openvla_ros.bringup.launch_checks import EXIT_CODES_AFTER_SIGINT
+from openvla_ros.bringup.profiles import share_dir
 from openvla_ros.nodes._common import spun_node
-from openvla_ros.profiles import share_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
@@ -82,7 +82,7 @@ def test_the_share_directory_holds_every_launch_file_config_and_rviz_layout(
     assert expected
     assert sorted(p.name for p in (share / folder).glob(pattern)) == expected
     # (copies; in an editable install the launch reads the checkout's configs and rviz layout,
-    # see openvla_ros.profiles.share_dir, so only a new file needs a re-install)
+    # see openvla_ros.bringup.profiles.share_dir, so only a new file needs a re-install)
     assert (share / 'package.xml').is_file()
 
 

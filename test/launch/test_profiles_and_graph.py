@@ -12,9 +12,9 @@ import re
 import pytest
 import rclpy
 
-from openvla_ros.graph import build_graph, GraphArgs, LAUNCH_ARGUMENTS
-from openvla_ros.profiles import load_profile, ProfileError, PROFILES
-from openvla_ros.runner import GraphRunner, to_parameters
+from openvla_ros.bringup.graph import build_graph, GraphArgs, LAUNCH_ARGUMENTS
+from openvla_ros.bringup.profiles import load_profile, ProfileError, PROFILES
+from openvla_ros.harness.runner import GraphRunner, to_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,7 +130,7 @@ def test_every_yaml_key_is_a_declared_parameter_of_its_node_with_the_same_type(p
 
 def _own_keys(prof, node_name: str) -> set[str]:
     out: dict = {}
-    from openvla_ros.profiles import _flatten  # noqa: PLC0415
+    from openvla_ros.bringup.profiles import _flatten  # noqa: PLC0415
 
     _flatten('', prof.nodes[node_name], out)
     return set(out)
@@ -140,8 +140,8 @@ def _own_keys(prof, node_name: str) -> set[str]:
 def test_sim_launches_get_a_robot_description_and_an_rviz_layout_for_their_robot(profile):
     import xml.etree.ElementTree as ET  # noqa: PLC0415
 
+    from openvla_ros.bringup.launch_description import robot_description, rviz_config  # noqa: PLC0415
     from openvla_ros.control.kinematics import get_kinematics  # noqa: PLC0415
-    from openvla_ros.launch_description import robot_description, rviz_config  # noqa: PLC0415
 
     prof = load_profile(profile)
     robot, base = str(prof.get('robot')), str(prof.get('base_frame'))

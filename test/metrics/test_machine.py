@@ -58,8 +58,8 @@ def test_today_and_host_facts():
 
 
 def test_both_benchmarks_describe_the_host_with_it(monkeypatch):
-    from openvla_ros.benchmark import environment  # noqa: PLC0415
     from openvla_ros.control.benchmark import run  # noqa: PLC0415
+    from openvla_ros.metrics.benchmark import environment  # noqa: PLC0415
 
     monkeypatch.setattr(machine, 'cpu_name', lambda cpuinfo='': 'Test CPU 9000')
     control = run(seconds=0.01)['machine']

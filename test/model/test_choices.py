@@ -10,7 +10,8 @@ def test_choices_graph_and_cli_flags_import_without_torch() -> None:
     # --help and a launch file list these choices; loading torch (seconds, GBs) for that is wrong.
     code = (
         'import sys\n'
-        'import openvla_ros.model.choices, openvla_ros.cli._model_args, openvla_ros.graph\n'
+        'import openvla_ros.model.choices, openvla_ros.cli._model_args\n'
+        'import openvla_ros.bringup.graph\n'
         'print(sorted(m for m in ("torch", "transformers", "timm") if m in sys.modules))\n'
     )
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
@@ -26,8 +27,8 @@ def test_loading_the_model_package_lazily_still_exports_every_name() -> None:
 
 
 def test_every_place_reads_the_same_choices() -> None:
+    from openvla_ros.bringup.graph import LAUNCH_ARGUMENTS  # noqa: PLC0415
     from openvla_ros.cli import _model_args  # noqa: PLC0415
-    from openvla_ros.graph import LAUNCH_ARGUMENTS  # noqa: PLC0415
     from openvla_ros.model import choices, loading, modeling  # noqa: PLC0415
 
     assert loading.QUANTIZE_MODES is choices.QUANTIZE_MODES

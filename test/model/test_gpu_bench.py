@@ -16,7 +16,7 @@ import zipfile
 
 import pytest
 
-from openvla_ros import gpu_bench
+from openvla_ros.metrics import gpu_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = 'openvla_carry_probe'

@@ -19,10 +19,10 @@ from openvla_ros.adapters.interfaces import (
     interfaces_for,
     SIM_INTERFACES,
 )
+from openvla_ros.bringup.graph import build_graph, GraphArgs, LAUNCH_ARGUMENTS
+from openvla_ros.bringup.profiles import load_profile
 from openvla_ros.control.kinematics import KNOWN_ARMS
-from openvla_ros.graph import build_graph, GraphArgs, LAUNCH_ARGUMENTS
 from openvla_ros.nodes import arm_adapter_node, sim_node
-from openvla_ros.profiles import load_profile
 
 # one profile per arm family the table names
 PROFILE_OF = {'wx250s': 'widowx_bridge', 'fr3': 'franka_tabletop'}
@@ -82,7 +82,7 @@ def test_the_graph_reads_the_table_without_loading_the_kinematics():
     # the launch files load the graph: the table is plain data (adapters/__init__ is lazy)
     code = (
         'import sys\n'
-        'import openvla_ros.graph\n'
+        'import openvla_ros.bringup.graph\n'
         'print(sorted(m for m in ("scipy", "openvla_ros.control", "openvla_ros.adapters.adapter")'
         ' if m in sys.modules))\n'
     )

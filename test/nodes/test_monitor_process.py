@@ -21,12 +21,12 @@ import pytest
 from ros_helpers import assert_running, Probe, sigint_on_exit, start_node, wait_for
 from sensor_msgs.msg import JointState
 
+from openvla_ros.bringup.profiles import load_profile
 from openvla_ros.control import get_kinematics
 from openvla_ros.control.config import BOUNDS_KEYS, SafetyConfig
 from openvla_ros.msg import EndEffectorTarget, SafetyStatus
 from openvla_ros.nodes._common import spun_node
 from openvla_ros.nodes._conversions import matrix_to_pose
-from openvla_ros.profiles import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.prefix) / 'bin'

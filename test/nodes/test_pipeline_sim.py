@@ -1,7 +1,8 @@
 """The whole stack in one process with real rclpy: policy -> limiter -> safety -> adapter ->
 simulator.
 
-The graph is the one the launch files use (openvla_ros.graph), run by openvla_ros.runner with
+The graph is the one the launch files use (openvla_ros.bringup.graph), run by
+openvla_ros.harness.runner with
 sim:=true. Fault injection: the camera is relayed by the test, so a stall is the relay stopping.
 """
 
@@ -17,12 +18,12 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
+from openvla_ros.bringup.graph import GraphArgs
+from openvla_ros.bringup.profiles import load_profile
 from openvla_ros.control import get_kinematics
-from openvla_ros.graph import GraphArgs
+from openvla_ros.harness.runner import GraphRunner
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
 from openvla_ros.nodes._conversions import joint_positions, pose_to_matrix
-from openvla_ros.profiles import load_profile
-from openvla_ros.runner import GraphRunner
 
 interbotix = pytest.importorskip(
     'interbotix_xs_msgs.msg', reason='interbotix_xs_msgs fixture not built (scripts/setup_venv.sh)'

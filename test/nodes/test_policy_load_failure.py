@@ -16,13 +16,13 @@ from rclpy.parameter import Parameter
 from ros_helpers import Probe, RELIABLE, wait_for
 from std_msgs.msg import String
 
+from openvla_ros.bringup.profiles import load_profile
 from openvla_ros.control import get_kinematics
+from openvla_ros.harness.runner import to_parameters
 from openvla_ros.msg import ActionChunk, PolicyStatus, SafetyStatus
 from openvla_ros.nodes._common import spinning
 from openvla_ros.nodes.policy_node import PolicyNode
 from openvla_ros.nodes.safety_monitor_node import SafetyMonitorNode
-from openvla_ros.profiles import load_profile
-from openvla_ros.runner import to_parameters
 
 BOUNDS = {
     k: v

@@ -13,9 +13,9 @@ from ros_helpers import Probe, RELIABLE, wait_for
 from std_msgs.msg import String
 
 from openvla_ros.backends import BackendResult
+from openvla_ros.harness.runner import to_parameters
 from openvla_ros.msg import ActionChunk, PolicyStatus
 from openvla_ros.nodes.policy_node import PolicyNode
-from openvla_ros.runner import to_parameters
 
 FRAME = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
 

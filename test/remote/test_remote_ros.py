@@ -11,9 +11,9 @@ from remote_helpers import start_server
 from ros_helpers import Probe, RELIABLE, wait_for
 from std_msgs.msg import String
 
-from openvla_ros.graph import GraphArgs
+from openvla_ros.bringup.graph import GraphArgs
+from openvla_ros.harness.runner import GraphRunner
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, PolicyStatus, SafetyStatus
-from openvla_ros.runner import GraphRunner
 
 pytest.importorskip('interbotix_xs_msgs.msg', reason='interbotix_xs_msgs fixture not built')
 

@@ -21,12 +21,12 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from openvla_ros.adapters.gripper import measured_opening
+from openvla_ros.bringup.graph import GraphArgs, USE_SIM_TIME
+from openvla_ros.bringup.profiles import load_profile
 from openvla_ros.control import get_kinematics
-from openvla_ros.graph import GraphArgs, USE_SIM_TIME
+from openvla_ros.harness.runner import GraphRunner
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
 from openvla_ros.nodes._conversions import joint_positions, matrix_to_pose, pose_to_matrix
-from openvla_ros.profiles import load_profile
-from openvla_ros.runner import GraphRunner
 
 pytest.importorskip(
     'interbotix_xs_msgs.msg', reason='interbotix_xs_msgs fixture not built (scripts/setup_venv.sh)'

@@ -9,8 +9,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage
 
+from openvla_ros.bringup.profiles import load_profile
 from openvla_ros.nodes.safety_monitor_node import SafetyMonitorNode
-from openvla_ros.profiles import load_profile
 
 BOUNDS = {k: v for k, v in load_profile('widowx_bridge').common.items() if 'orientation' in k
           or 'workspace' in k}

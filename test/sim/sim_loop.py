@@ -22,7 +22,7 @@ def get_control_kinematics(robot: str):
 
 
 @dataclass
-class EpisodeResult:
+class RolloutResult:
     success: bool
     steps: int
     phases: list[str]
@@ -35,7 +35,7 @@ def run_expert_episode(
     seed: int,
     max_steps: int | None = None,
     ik_dt: float | None = POLICY_DT,
-) -> EpisodeResult:
+) -> RolloutResult:
     """One 5 Hz episode: apply each delta to the previous target, IK, step, check success.
 
     Like the robot pipeline, the IK rejects solutions faster than the joint velocity limit over
@@ -62,5 +62,5 @@ def run_expert_episode(
         world.set_gripper(float(action[6]))
         world.step(POLICY_DT)
         if task.success(world):
-            return EpisodeResult(True, step, phases, ik_failures)
-    return EpisodeResult(False, limit, phases, ik_failures)
+            return RolloutResult(True, step, phases, ik_failures)
+    return RolloutResult(False, limit, phases, ik_failures)

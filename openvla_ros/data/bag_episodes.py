@@ -39,8 +39,8 @@ from openvla_ros.data.errors import (
     MissingTopicError,
     NoImagesError,
 )
-from openvla_ros.data.messages import decode_image, make_typestore, pose_to_matrix, stamp_ns
 from openvla_ros.msgio import topics
+from openvla_ros.msgio.fields import decode_image, make_typestore, pose_to_matrix, stamp_ns
 
 __all__ = [
     'ACTION_SOURCES',
@@ -50,7 +50,7 @@ __all__ = [
     'Streams',
     'build_episodes',
     'read_bag',
-    'record_bags',
+    'episodes_from_bags',
 ]
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class RecordConfig:
         Raises:
             ProfileError: unknown profile.
         """
-        from openvla_ros.profiles import load_profile
+        from openvla_ros.bringup.profiles import load_profile
 
         loaded = load_profile(profile)
         policy = loaded.node_params('policy_node')
@@ -559,7 +559,7 @@ def _finish(current: dict[str, Any], source: str) -> Episode:
     )
 
 
-def record_bags(
+def episodes_from_bags(
     paths: Sequence[str | Path], config: RecordConfig, *, progress: bool = False
 ) -> list[Episode]:
     """Read every bag and build its episodes.

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from openvla_ros.images import (
+from openvla_ros.msgio.images import (
     compressed_to_rgb,
     ImageDecodeError,
     jpeg_roundtrip,

@@ -29,9 +29,9 @@ EPISODE_TOPICS = {
 
 
 def openvla_typestore():
-    """The typestore bags are written with: ``openvla_ros.data.messages.make_typestore`` (one
+    """The typestore bags are written with: ``openvla_ros.msgio.fields.make_typestore`` (one
     definition for writing and reading)."""
-    from openvla_ros.data.messages import make_typestore  # noqa: PLC0415
+    from openvla_ros.msgio.fields import make_typestore  # noqa: PLC0415
 
     return make_typestore()
 

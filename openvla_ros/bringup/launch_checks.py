@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import threading
 from typing import Any
 
-from openvla_ros.graph import build_graph, GraphArgs
+from openvla_ros.bringup.graph import build_graph, GraphArgs
+from openvla_ros.bringup.profiles import load_profile
 from openvla_ros.msgio.topics import (
     ACTION_CHUNK,
     EE_TARGET,
@@ -30,7 +31,6 @@ from openvla_ros.msgio.topics import (
     SAFE_EE_TARGET,
     SAFETY_STATUS,
 )
-from openvla_ros.profiles import load_profile
 from openvla_ros.sim.tasks import get_task
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Builds the launch description of a profile from the shared node graph (``openvla_ros.graph``).
+"""Builds the launch description of a profile from the shared node graph
+(``openvla_ros.bringup.graph``).
 
 Two layers, so that what a launch starts is decided by plain code tested without ``launch``:
 
@@ -16,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from openvla_ros.graph import build_graph, GraphArgs, LAUNCH_ARGUMENTS, NodeSpec
-from openvla_ros.profiles import load_profile, share_dir
+from openvla_ros.bringup.graph import build_graph, GraphArgs, LAUNCH_ARGUMENTS, NodeSpec
+from openvla_ros.bringup.profiles import load_profile, share_dir
 
 __all__ = [
     'LaunchPlan',
@@ -157,7 +158,7 @@ def _launch_setup(context, profile: str):
     from launch.substitutions import LaunchConfiguration  # noqa: PLC0415
     from launch_ros.actions import Node  # noqa: PLC0415
 
-    from openvla_ros.dds_transport import large_frame_env  # noqa: PLC0415
+    from openvla_ros.bringup.dds_transport import large_frame_env  # noqa: PLC0415
 
     values = {a.name: LaunchConfiguration(a.name).perform(context) for a in LAUNCH_ARGUMENTS}
     plan = plan_launch(profile, values)

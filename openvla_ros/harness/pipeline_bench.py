@@ -24,11 +24,11 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from openvla_ros.harness.runner import private_domain_id
 from openvla_ros.msg import ActionChunk, PolicyStatus
 from openvla_ros.msgio.topics import ACTION_CHUNK, INSTRUCTION
 from openvla_ros.nodes._common import spinning, wait_until
 from openvla_ros.nodes.policy_node import PolicyNode
-from openvla_ros.runner import private_domain_id
 
 __all__ = ['measure_pipeline_overhead']
 

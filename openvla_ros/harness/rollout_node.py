@@ -18,8 +18,9 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from openvla_ros.control import get_kinematics
-from openvla_ros.images import raw_to_rgb
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, SafetyStatus
+from openvla_ros.msgio.bags import BagRecorder, EPISODE_TOPICS
+from openvla_ros.msgio.images import raw_to_rgb
 from openvla_ros.msgio.topics import (
     ACTION_CHUNK,
     CAMERA_IMAGE,
@@ -28,14 +29,13 @@ from openvla_ros.msgio.topics import (
     SAFETY_STATUS,
 )
 from openvla_ros.nodes._conversions import InvalidPoseError, joint_positions, pose_to_matrix
-from openvla_ros.recording import BagRecorder, EPISODE_TOPICS
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @dataclass
-class EpisodeData:
-    """What one run produced (times: ``EpisodeNode.now()``)."""
+class RolloutData:
+    """What one run produced (times: ``RolloutNode.now()``)."""
 
     frames: list[np.ndarray] = field(default_factory=list)
     frame_times: list[float] = field(default_factory=list)
@@ -47,7 +47,7 @@ class EpisodeData:
     states: list[int] = field(default_factory=list)
 
 
-class EpisodeNode(Node):
+class RolloutNode(Node):
     """Sends the instruction and collects (and optionally records) the episode.
 
     Args:
@@ -71,7 +71,7 @@ class EpisodeNode(Node):
     ) -> None:
         super().__init__(node_name, **kwargs)
         self.kinematics = get_kinematics(robot)
-        self.data = EpisodeData()
+        self.data = RolloutData()
         self._lock = threading.Lock()
         self._t0 = self.get_clock().now().nanoseconds  # the wall clock's start (without sim time)
         self._frame_stride = max(1, int(frame_stride))

@@ -1,8 +1,9 @@
 """One episode of the full stack in the simulator: the engine of ``openvla-ros demo`` and
 ``evaluate``.
 
-The graph is the launch files' graph (``openvla_ros.graph``) with ``sim:=true``, run in this
-process by ``openvla_ros.runner``. The episode sends the task's instruction, watches the
+The graph is the launch files' graph (``openvla_ros.bringup.graph``) with ``sim:=true``, run in
+this
+process by ``openvla_ros.harness.runner``. The episode sends the task's instruction, watches the
 simulator's success predicate, and returns what happened; nothing here imports rclpy directly.
 """
 
@@ -15,17 +16,16 @@ from pathlib import Path
 import time
 from typing import Any
 
-from openvla_ros.graph import GraphArgs, USE_SIM_TIME
+from openvla_ros.bringup.graph import GraphArgs, USE_SIM_TIME
+from openvla_ros.bringup.profiles import load_profile
 from openvla_ros.msgio.topics import CLOCK, robot_joint_states
-from openvla_ros.profiles import load_profile
 
 __all__ = [
     'DEFAULT_TASKS',
-    'EpisodeConfig',
-    'EpisodeResult',
-    'episode_paths',
-    'run_episode',
-    'wilson_interval',
+    'RolloutConfig',
+    'RolloutResult',
+    'rollout_paths',
+    'run_rollout',
 ]
 
 DEFAULT_TASKS = {
@@ -36,7 +36,7 @@ DEFAULT_TASKS = {
 
 
 @dataclass(frozen=True)
-class EpisodeConfig:
+class RolloutConfig:
     """What to run. ``duration`` 0 means the task's step limit (max_steps / policy rate)."""
 
     profile: str = 'widowx_bridge'
@@ -62,7 +62,8 @@ class EpisodeConfig:
     noise_probability: float = 0.5
     noise_seed: int = 0
     startup_timeout: float = 120.0
-    domain_id: int | None = None  # None: a private domain (openvla_ros.runner.private_domain_id)
+    # None: a private domain (openvla_ros.harness.runner.private_domain_id)
+    domain_id: int | None = None
 
     @property
     def task_name(self) -> str:
@@ -70,7 +71,7 @@ class EpisodeConfig:
 
 
 @dataclass
-class EpisodeResult:
+class RolloutResult:
     """What one episode did."""
 
     task: str
@@ -83,25 +84,14 @@ class EpisodeResult:
     clipped: int
     rejected: int
     chunks: int
-    data: Any = field(repr=False, default=None)  # EpisodeNode.data
+    data: Any = field(repr=False, default=None)  # RolloutNode.data
     bag: str = ''
     real_time_factor: float = math.nan  # simulated seconds per wall-clock second
     lockstep_timeouts: int = 0  # control ticks the simulator stopped waiting for
     holds: int = 0  # times the safety monitor went into HOLD (watchdogs too) after the instruction
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval of a success rate (sound at 0 and n, unlike the normal one)."""
-    if n <= 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def _overrides(cfg: EpisodeConfig, robot: str) -> dict[str, dict[str, Any]]:
+def _overrides(cfg: RolloutConfig, robot: str) -> dict[str, dict[str, Any]]:
     height, width = cfg.image_size
     out: dict[str, dict[str, Any]] = {
         'sim': {
@@ -135,9 +125,9 @@ def _overrides(cfg: EpisodeConfig, robot: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run_episode(
-    cfg: EpisodeConfig, progress: Callable[[float, float], None] | None = None
-) -> EpisodeResult:
+def run_rollout(
+    cfg: RolloutConfig, progress: Callable[[float, float], None] | None = None
+) -> RolloutResult:
     """Runs one episode and returns its result (the runner is always stopped).
 
     Args:
@@ -148,8 +138,8 @@ def run_episode(
         RuntimeError: the stack did not come up (no joint states, no camera, the policy failed to
             load); the message says which.
     """
-    from openvla_ros.nodes.episode_node import EpisodeNode  # noqa: PLC0415 - rclpy only here
-    from openvla_ros.runner import GraphRunner, private_domain_id, to_parameters  # noqa: PLC0415
+    from openvla_ros.harness.rollout_node import RolloutNode  # noqa: PLC0415 - rclpy only here
+    from openvla_ros.harness.runner import GraphRunner, private_domain_id, to_parameters  # noqa: PLC0415
     from openvla_ros.sim.tasks import get_task  # noqa: PLC0415
 
     profile = load_profile(cfg.profile)
@@ -168,7 +158,7 @@ def run_episode(
     runner.start()
     try:
         episode = runner.add_node(
-            EpisodeNode,
+            RolloutNode,
             'episode',
             robot=robot,
             joint_states=robot_joint_states(robot),
@@ -210,7 +200,7 @@ def run_episode(
         if progress is not None:
             progress(total, total)
         status = episode.data.status
-        return EpisodeResult(
+        return RolloutResult(
             task=task.name,
             instruction=instruction,
             seed=cfg.seed,
@@ -267,7 +257,7 @@ def _check_one_clock(runner) -> None:
         )
 
 
-def _wait_until_ready(runner, episode, cfg: EpisodeConfig) -> None:
+def _wait_until_ready(runner, episode, cfg: RolloutConfig) -> None:
     deadline = time.monotonic() + cfg.startup_timeout
     policy = runner.nodes.get('policy_node')
     while time.monotonic() < deadline:
@@ -295,7 +285,7 @@ def _wait_until_ready(runner, episode, cfg: EpisodeConfig) -> None:
     )
 
 
-def episode_paths(out_dir: str | Path, name: str) -> dict[str, Path]:
+def rollout_paths(out_dir: str | Path, name: str) -> dict[str, Path]:
     """Where a report's files go."""
     out = Path(out_dir)
     return {'video': out / f'{name}.mp4', 'plot': out / f'{name}.png', 'bag': out / f'{name}_bag'}

@@ -1,6 +1,6 @@
 """The node graph of one robot profile, defined once (pure, no rclpy, no launch).
 
-``launch/*.launch.py`` turn it into ``launch_ros`` Node actions; ``openvla_ros.runner``
+``launch/*.launch.py`` turn it into ``launch_ros`` Node actions; ``openvla_ros.harness.runner``
 instantiates the same nodes in one process (tests, ``openvla-ros demo``). Both start from
 ``GraphArgs`` — the launch arguments.
 """
@@ -16,6 +16,7 @@ from openvla_ros.adapters.interfaces import (
     interfaces_for,
     SIM_INTERFACES,
 )
+from openvla_ros.bringup.profiles import load_profile, Profile
 from openvla_ros.model.choices import QUANTIZE_MODES
 from openvla_ros.msgio.topics import (
     CAMERA_IMAGE,
@@ -26,7 +27,6 @@ from openvla_ros.msgio.topics import (
     NODE_JOINT_STATES,
     robot_joint_states,
 )
-from openvla_ros.profiles import load_profile, Profile
 
 __all__ = [
     'INTERFACES',
@@ -148,7 +148,8 @@ class NodeSpec:
     class_name: str
     parameters: dict[str, Any] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
-    # publishes camera frames: as a process it needs openvla_ros.dds_transport.large_frame_env
+    # publishes camera frames: as a process it needs
+    # openvla_ros.bringup.dds_transport.large_frame_env
     large_messages: bool = False
 
 

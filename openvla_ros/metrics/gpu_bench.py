@@ -2,8 +2,9 @@
 
 Run through `scripts/gpu_bench.sh` (which installs carried wheels first), or directly:
 
-    python -m openvla_ros.gpu_bench --out /tmp/gpu_bench              # the 7B model on CUDA
-    python -m openvla_ros.gpu_bench --out /tmp/rehearsal --cpu-rehearsal  # tiny model, CPU
+    python -m openvla_ros.metrics.gpu_bench --out /tmp/gpu_bench              # the 7B model on
+    CUDA
+    python -m openvla_ros.metrics.gpu_bench --out /tmp/rehearsal --cpu-rehearsal  # tiny model, CPU
 
 One process, one set of random weights (`random_policy(seed=0)` built again for each precision,
 so every precision starts from the same bf16 weights), fixed random 640x480 frames and one
@@ -669,7 +670,7 @@ def format_markdown(report: Report) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m openvla_ros.gpu_bench',
+    parser = argparse.ArgumentParser(prog='python -m openvla_ros.metrics.gpu_bench',
                                      description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', required=True, type=Path, help='folder for the JSON and table')
     parser.add_argument('--cpu-rehearsal', action='store_true',

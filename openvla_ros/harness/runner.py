@@ -1,7 +1,8 @@
 """Runs the node graph of a profile inside this process (tests, ``openvla-ros demo``,
 ``evaluate``).
 
-The same ``openvla_ros.graph.build_graph`` the launch files use decides which nodes run, with which
+The same ``openvla_ros.bringup.graph.build_graph`` the launch files use decides which nodes run,
+with which
 parameters (the profile YAML, then the graph's overrides, then the caller's) and remappings. All
 nodes share one private rclpy Context and one single-threaded executor spun on a background thread;
 the policy's inference has its own worker thread, so the executor never waits on the model.
@@ -20,8 +21,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from openvla_ros.graph import build_graph, GraphArgs, NodeSpec
-from openvla_ros.profiles import load_profile, Profile
+from openvla_ros.bringup.graph import build_graph, GraphArgs, NodeSpec
+from openvla_ros.bringup.profiles import load_profile, Profile
 
 __all__ = ['GraphRunner', 'private_domain_id', 'to_parameters']
 

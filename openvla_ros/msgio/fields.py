@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from openvla_ros.data.errors import BagReadError
-from openvla_ros.images import compressed_to_rgb, ImageDecodeError, raw_to_rgb
+from openvla_ros.msgio.images import compressed_to_rgb, ImageDecodeError, raw_to_rgb
 from openvla_ros.msgio.poses import InvalidPoseError, pose_to_matrix
 
 __all__ = [
@@ -36,7 +36,7 @@ def msg_dir() -> Path:
     here = Path(__file__).resolve().parents[2] / 'msg'
     if here.is_dir():
         return here
-    from openvla_ros.profiles import share_dir
+    from openvla_ros.bringup.profiles import share_dir
 
     return share_dir() / 'msg'
 
@@ -46,7 +46,7 @@ def make_typestore(store: str = 'ros2_kilted') -> Any:
 
     Why: rosbags ships only the standard messages; our EndEffectorTarget must be registered from
     its .msg text before bags holding it can be read or written. One typestore writes our bags
-    (``openvla_ros.recording``) and reads them; the default is the distro of the rclpy wheels
+    (``openvla_ros.msgio.bags``) and reads them; the default is the distro of the rclpy wheels
     the development venv runs (Kilted). The standard messages recorded here (Image,
     CompressedImage, JointState, String, PoseStamped) have the same layout in Humble and Jazzy.
 
@@ -81,7 +81,7 @@ def stamp_ns(header: Any) -> int:
 
 def decode_image(msg: Any, msgtype: str) -> np.ndarray:
     """sensor_msgs/Image or CompressedImage -> (H, W, 3) uint8 RGB, with the policy node's
-    decoder (``openvla_ros.images``), so that a dataset sees the pixels the node would.
+    decoder (``openvla_ros.msgio.images``), so that a dataset sees the pixels the node would.
 
     Args:
         msg: the deserialized message.
