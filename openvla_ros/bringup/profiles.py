@@ -27,7 +27,7 @@ class ProfileError(ValueError):
 
 def share_dir() -> Path:
     """The package's share directory: the checkout when run from source, else the ament index."""
-    source = Path(__file__).resolve().parent.parent
+    source = Path(__file__).resolve().parents[2]  # openvla_ros/bringup/profiles.py -> checkout
     if (source / 'config').is_dir() and (source / 'package.xml').is_file():
         return source
     try:
