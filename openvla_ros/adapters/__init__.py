@@ -9,6 +9,8 @@ the resulting values into messages and action goals.
 # Lazy: `import openvla_ros.adapters.interfaces` (the node graph, so the launch files and the CLI)
 # must not load the kinematics (scipy); a name below is imported from its module on first use
 # (PEP 562), as in openvla_ros.model.
+from openvla_ros import lazy_exports
+
 _EXPORTS: dict[str, str] = {
     'AdapterConfig': 'openvla_ros.adapters.adapter',
     'AdapterResult': 'openvla_ros.adapters.values',
@@ -60,19 +62,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    import importlib  # noqa: PLC0415
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 
 __all__ = [

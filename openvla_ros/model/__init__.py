@@ -5,6 +5,8 @@ Use `OpenVLAPolicy.load(dir_or_hub_id)` then `policy.predict(image, instruction,
 
 # Lazy: `import openvla_ros.model.choices` (the CLI's --help, the launch files) must not load
 # torch; a name below is imported from its module on first use (PEP 562).
+from openvla_ros import lazy_exports
+
 _EXPORTS: dict[str, str] = {
     'ActionStats': 'openvla_ros.model.action_tokenizer',
     'ActionTokenizer': 'openvla_ros.model.action_tokenizer',
@@ -38,19 +40,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    import importlib  # noqa: PLC0415
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 __all__ = [
     'ActionStats',

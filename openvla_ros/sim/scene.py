@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from openvla_ros.control.kinematics import FRANKA_DH, FRANKA_FLANGE_D
+
 ROBOTS = ('panda', 'fr3', 'wx250s')
 
 
@@ -298,16 +300,7 @@ def _panda_arm(spec: RobotSpec) -> tuple[str, str]:
     the local z axis; the hand is on the flange (d = 0.107) rotated -pi/4 about z and the TCP
     0.1034 m further along z.
     """
-    dh = [
-        (0.0, 0.333, 0.0),
-        (0.0, 0.0, -math.pi / 2),
-        (0.0, 0.316, math.pi / 2),
-        (0.0825, 0.0, math.pi / 2),
-        (-0.0825, 0.384, -math.pi / 2),
-        (0.0, 0.0, math.pi / 2),
-        (0.088, 0.0, math.pi / 2),
-        (0.0, 0.107, 0.0),
-    ]
+    dh = [*FRANKA_DH, (0.0, FRANKA_FLANGE_D, 0.0)]  # the kinematics' table: one source
     masses = (4.97, 0.65, 3.23, 3.59, 1.23, 1.67, 0.74)
     radii = (0.065, 0.06, 0.06, 0.055, 0.055, 0.05, 0.045)
     white = '0.93 0.93 0.93 1'
