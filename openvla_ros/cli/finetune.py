@@ -90,6 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--lr-schedule', default='constant', choices=('constant', 'cosine'), help='lr schedule'
     )
     parser.add_argument('--warmup-steps', type=int, default=0, help='linear lr warm-up steps')
+    parser.add_argument(
+        '--workers',
+        type=int,
+        default=-1,
+        help='processes that build batches ahead of the model (-1: 0 on the CPU, up to 8 on CUDA)',
+    )
     parser.add_argument('--save-every', type=int, default=200, help='checkpoint every N steps')
     parser.add_argument('--eval-every', type=int, default=0, help='held-out metrics every N steps')
     parser.add_argument('--keep-checkpoints', type=int, default=2, help='checkpoints kept')
@@ -193,6 +199,7 @@ def _train(args: argparse.Namespace) -> Trainer:
             dist_backend=args.dist_backend,
             lr_schedule=args.lr_schedule,
             warmup_steps=args.warmup_steps,
+            workers=args.workers,
         )
         trainer = Trainer(config, progress=not args.json)
         main_rank = trainer.dist.is_main
