@@ -9,9 +9,9 @@ Usage (parameters from config/widowx_bridge.yaml; `--show-args` lists the argume
 
 What starts is decided by openvla_ros.bringup.launch_description.plan_launch from the node graph
 (openvla_ros/bringup/graph.py, shared with the in-process runner). robot_state_publisher
-(sim:=true)
-and rviz2 are optional: without robot_state_publisher the launch warns once (no arm model in
-rviz) and runs; use_rviz:=true without rviz2 stops it with a one-line error before any node starts.
+(sim:=true) and rviz2 are optional: without robot_state_publisher the launch warns once (no arm
+model in rviz) and runs; use_rviz:=true without rviz2 stops it with a one-line error before any
+node starts.
 """
 
 from openvla_ros.bringup.launch_description import generate_profile_launch_description

@@ -1,8 +1,8 @@
 """Recording demonstrations: rosbag2 files -> episodes -> an on-disk dataset with statistics.
 
 No rclpy: bags are read with rosbags. `episodes_from_bags(paths, RecordConfig.from_profile(...))`
-builds
-episodes, `write_dataset` stores them, `Dataset(dir)` reads them back (see docs/finetune.md).
+builds episodes, `write_dataset` stores them, `Dataset(dir)` reads them back (see
+docs/finetune.md).
 """
 
 from openvla_ros.data.bag_episodes import (

@@ -2,8 +2,7 @@
 
 `run_learn(LearnConfig(...))` is the engine of `openvla-ros learn`. Every episode (demonstration
 or evaluation) runs through the full ROS stack in this process (`openvla_ros.harness.rollouts`),
-real
-time. Stages and what they leave in OUT:
+real time. Stages and what they leave in OUT:
 
 1. demos: `bags/demo_seed<S>/` MCAP bags of the scripted expert with DART noise on its executed
    actions (clean labels on `/openvla/expert_action`); only successful episodes are used.

@@ -2,8 +2,8 @@
 ``evaluate``.
 
 The graph is the launch files' graph (``openvla_ros.bringup.graph``) with ``sim:=true``, run in
-this
-process by ``openvla_ros.harness.runner``. The episode sends the task's instruction, watches the
+this process by ``openvla_ros.harness.runner``. The episode sends the task's instruction, watches
+the
 simulator's success predicate, and returns what happened; nothing here imports rclpy directly.
 """
 

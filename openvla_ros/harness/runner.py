@@ -2,8 +2,8 @@
 ``evaluate``).
 
 The same ``openvla_ros.bringup.graph.build_graph`` the launch files use decides which nodes run,
-with which
-parameters (the profile YAML, then the graph's overrides, then the caller's) and remappings. All
+with which parameters (the profile YAML, then the graph's overrides, then the caller's) and
+remappings. All
 nodes share one private rclpy Context and one single-threaded executor spun on a background thread;
 the policy's inference has its own worker thread, so the executor never waits on the model.
 """

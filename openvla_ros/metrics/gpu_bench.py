@@ -2,8 +2,7 @@
 
 Run through `scripts/gpu_bench.sh` (which installs carried wheels first), or directly:
 
-    python -m openvla_ros.metrics.gpu_bench --out /tmp/gpu_bench              # the 7B model on
-    CUDA
+    python -m openvla_ros.metrics.gpu_bench --out /tmp/gpu_bench  # the 7B model on CUDA
     python -m openvla_ros.metrics.gpu_bench --out /tmp/rehearsal --cpu-rehearsal  # tiny model, CPU
 
 One process, one set of random weights (`random_policy(seed=0)` built again for each precision,

@@ -20,8 +20,8 @@ visualization_msgs/MarkerArray on ``/openvla/sim/object_poses`` (one CUBE per ob
 The simulator owns the clock: it publishes ``/clock`` (rosgraph_msgs/Clock) and stamps
 everything with simulated time, and the rest of the graph runs with ``use_sim_time`` (set by
 ``openvla_ros.bringup.graph`` for ``sim:=true``). One thread (``sim_loop``) advances physics from
-event to
-event (joint states, camera frames, object poses, control ticks, at their configured rates in
+event to event (joint states, camera frames, object poses, control ticks, at their configured
+rates in
 simulated time) and renders each frame of its instant. With ``lockstep`` the clock stops at each
 control tick until the arm command of that tick arrives (or ``lockstep_timeout`` of wall time
 passes; then it runs free until commands return), and it never runs faster than

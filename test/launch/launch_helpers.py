@@ -1,6 +1,6 @@
 """Shared parts of the launch_testing tests, thin wrappers over openvla_ros.bringup.launch_checks
-(which is
-unit-tested here against the in-process runner, test_launch_checks.py): each profile's test starts
+(which is unit-tested here against the in-process runner, test_launch_checks.py): each profile's
+test starts
 its launch file with `sim:=true policy:=scripted task:=lift_block`, waits for the pipeline's topics
 with the QoS their consumers use (the camera best effort), sends the instruction, checks that the
 block rises, and after the launch is stopped (SIGINT, as Ctrl-C) checks every exit code.

@@ -1,6 +1,6 @@
 """The rclpy side of openvla_ros.bringup.launch_checks, shared by the launch_testing tests (ROS
-machines)
-and the unit tests that run here: subscriptions with each check's QoS and the instruction sender
+machines) and the unit tests that run here: subscriptions with each check's QoS and the
+instruction sender
 (waiting with a timeout: openvla_ros.nodes._common.wait_until). (rclpy stays out of the package
 core, so this lives with the tests.)
 """

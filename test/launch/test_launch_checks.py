@@ -1,6 +1,5 @@
 """openvla_ros.bringup.launch_checks, the logic the launch_testing tests stand on, run here with
-real
-rclpy against the in-process runner (the same graph the launch files start): the topics arrive
+real rclpy against the in-process runner (the same graph the launch files start): the topics arrive
 with the chosen QoS, a reliable waiter never gets the best-effort camera, and the block rises
 after the instruction."""
 

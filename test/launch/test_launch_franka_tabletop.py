@@ -2,8 +2,7 @@
 task:=lift_block` brings up the whole graph, the block rises after the instruction, and every
 process exits cleanly on SIGINT. Runs on a ROS 2 machine (`launch_test`, `colcon test`);
 skipped where ROS 2 launch is not installed (not on PyPI). The logic is
-openvla_ros.bringup.launch_checks,
-unit-tested here in test_launch_checks.py."""
+openvla_ros.bringup.launch_checks, unit-tested here in test_launch_checks.py."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 simulator.
 
 The graph is the one the launch files use (openvla_ros.bringup.graph), run by
-openvla_ros.harness.runner with
-sim:=true. Fault injection: the camera is relayed by the test, so a stall is the relay stopping.
+openvla_ros.harness.runner with sim:=true. Fault injection: the camera is relayed by the test, so
+a stall is the relay stopping.
 """
 
 from __future__ import annotations
