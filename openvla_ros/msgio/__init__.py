@@ -1,1 +1,3 @@
-"""Message I/O: field conversions between ROS messages and numpy."""
+"""Message I/O (no rclpy): the package's topic names (`topics`), pose and stamp fields between
+ROS messages and numpy (`poses`, `fields`), camera frames to RGB arrays (`images`), and rosbag2
+writing (`bags`)."""
