@@ -157,6 +157,7 @@ class _State:
                 keys += ['demos', 'model_size']  # frames are stored at the model's image side
             if (out / 'train').exists():
                 keys += ['model_size', 'batch_size', 'lr', 'seed']
+            keys = list(dict.fromkeys(keys))  # model_size counts for both stages: name it once
             diffs = [k for k in keys if k in saved and _jsonable(saved[k]) != _jsonable(now[k])]
             if diffs:
                 raise ValueError(
@@ -342,8 +343,7 @@ def train(config: LearnConfig, out: Path, data: Path, state: _State) -> Any:
         eval_history=summary['history']['eval'],
     )
     state.save()
-    for step_dir in _step_checkpoints(run):  # selection candidates, small enough to move
-        export_checkpoint(run, step_dir, base, config.unnorm_key)
+    _candidates(config, run, base)  # export every candidate now: exports are what travels
     return trainer
 
 
