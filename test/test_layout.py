@@ -63,3 +63,50 @@ def test_the_probe_sees_rclpy_when_a_ros_module_is_imported():
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.stdout.strip() == 'openvla_ros.harness.runner', result.stderr[-2000:]
+
+
+#: Imports each module first: every ``openvla_ros`` module is dropped from ``sys.modules`` before
+#: the next import, so an import cycle that only bites one import order (a package ``__init__``
+#: that loads a module which needs a half-initialised sibling) shows as that module's error.
+_FIRST_IMPORT_PROBE = """
+import importlib, sys
+for name in sys.argv[1:]:
+    for loaded in [m for m in sys.modules if m.split('.')[0] == 'openvla_ros'
+                   and m.split('.')[:2] != ['openvla_ros', 'msg']]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        print(f'{name}: {type(exc).__name__}: {exc}')
+"""
+
+
+def _first_imports(modules: list[str]) -> str:
+    result = subprocess.run(
+        [sys.executable, '-c', _FIRST_IMPORT_PROBE, *modules],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip()
+
+
+def test_every_module_imports_when_it_is_the_first_one_imported():
+    assert _first_imports(_modules()) == ''
+
+
+def test_the_first_import_probe_reports_a_cycle(tmp_path):
+    """The check can fail: a package whose ``__init__`` imports a module that imports a name back
+    from the package is reported when that module is imported first."""
+    pkg = tmp_path / 'openvla_ros_cycle_probe'
+    pkg.mkdir()
+    (pkg / '__init__.py').write_text('from openvla_ros_cycle_probe.b import B\nA = 1\n')
+    (pkg / 'b.py').write_text('from openvla_ros_cycle_probe import A\nB = A\n')
+    probe = _FIRST_IMPORT_PROBE.replace(
+        "== 'openvla_ros'", "in ('openvla_ros', 'openvla_ros_cycle_probe')"
+    )
+    result = subprocess.run(
+        [sys.executable, '-c', f'import sys; sys.path.insert(0, {str(tmp_path)!r})\n' + probe,
+         'openvla_ros_cycle_probe.b'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert 'openvla_ros_cycle_probe.b: ImportError' in result.stdout, result.stderr[-2000:]

@@ -5,60 +5,38 @@ builds episodes, `write_dataset` stores them, `Dataset(dir)` reads them back (se
 docs/finetune.md).
 """
 
-from openvla_ros.data.bag_episodes import (
-    ACTION_SOURCES,
-    build_episodes,
-    Episode,
-    episodes_from_bags,
-    read_bag,
-    RecordConfig,
-    Streams,
-)
-from openvla_ros.data.dataset import (
-    Dataset,
-    DATASET_FORMAT,
-    DATASET_VERSION,
-    decode_jpeg,
-    encode_jpeg,
-    write_dataset,
-)
-from openvla_ros.data.errors import (
-    BagReadError,
-    DataError,
-    DatasetFormatError,
-    EmptyDatasetError,
-    MissingTopicError,
-    NoImagesError,
-)
-from openvla_ros.data.statistics import (
-    compute_action_statistics,
-    read_statistics_file,
-    write_statistics_file,
-)
-from openvla_ros.msgio.fields import make_typestore
+# Lazy: `openvla_ros.msgio.fields` raises `openvla_ros.data.errors.BagReadError`, and
+# `bag_episodes` imports `msgio.fields`; importing the package must not load `bag_episodes`, or
+# `import openvla_ros.msgio.fields` first would meet a half-initialised module (PEP 562, as in
+# openvla_ros.model).
+from openvla_ros import lazy_exports
 
-__all__ = [
-    'ACTION_SOURCES',
-    'DATASET_FORMAT',
-    'DATASET_VERSION',
-    'BagReadError',
-    'DataError',
-    'Dataset',
-    'DatasetFormatError',
-    'EmptyDatasetError',
-    'Episode',
-    'MissingTopicError',
-    'NoImagesError',
-    'RecordConfig',
-    'Streams',
-    'build_episodes',
-    'compute_action_statistics',
-    'decode_jpeg',
-    'encode_jpeg',
-    'make_typestore',
-    'read_bag',
-    'read_statistics_file',
-    'episodes_from_bags',
-    'write_dataset',
-    'write_statistics_file',
-]
+_EXPORTS: dict[str, str] = {
+    'ACTION_SOURCES': 'openvla_ros.data.bag_episodes',
+    'build_episodes': 'openvla_ros.data.bag_episodes',
+    'Episode': 'openvla_ros.data.bag_episodes',
+    'episodes_from_bags': 'openvla_ros.data.bag_episodes',
+    'read_bag': 'openvla_ros.data.bag_episodes',
+    'RecordConfig': 'openvla_ros.data.bag_episodes',
+    'Streams': 'openvla_ros.data.bag_episodes',
+    'Dataset': 'openvla_ros.data.dataset',
+    'DATASET_FORMAT': 'openvla_ros.data.dataset',
+    'DATASET_VERSION': 'openvla_ros.data.dataset',
+    'decode_jpeg': 'openvla_ros.data.dataset',
+    'encode_jpeg': 'openvla_ros.data.dataset',
+    'write_dataset': 'openvla_ros.data.dataset',
+    'BagReadError': 'openvla_ros.data.errors',
+    'DataError': 'openvla_ros.data.errors',
+    'DatasetFormatError': 'openvla_ros.data.errors',
+    'EmptyDatasetError': 'openvla_ros.data.errors',
+    'MissingTopicError': 'openvla_ros.data.errors',
+    'NoImagesError': 'openvla_ros.data.errors',
+    'compute_action_statistics': 'openvla_ros.data.statistics',
+    'read_statistics_file': 'openvla_ros.data.statistics',
+    'write_statistics_file': 'openvla_ros.data.statistics',
+    'make_typestore': 'openvla_ros.msgio.fields',
+}
+
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
+
+__all__ = sorted(_EXPORTS)
