@@ -91,6 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument('--warmup-steps', type=int, default=0, help='linear lr warm-up steps')
     parser.add_argument(
+        '--bin-sigma',
+        type=float,
+        default=0.0,
+        help='spread each action token target over neighbouring bins as a Gaussian of this '
+        'many bins (0: one-hot, as OpenVLA)',
+    )
+    parser.add_argument(
         '--workers',
         type=int,
         default=-1,
@@ -199,6 +206,7 @@ def _train(args: argparse.Namespace) -> Trainer:
             dist_backend=args.dist_backend,
             lr_schedule=args.lr_schedule,
             warmup_steps=args.warmup_steps,
+            bin_sigma=args.bin_sigma,
             workers=args.workers,
         )
         trainer = Trainer(config, progress=not args.json)

@@ -73,6 +73,10 @@ class FinetuneConfig:
         workers: processes that build micro-batches ahead of the model (JPEG decode,
             augmentation, pre-processing); 0 builds them in the training process, -1 picks
             min(8, CPUs - 1) on CUDA and 0 on the CPU (where the model needs the cores).
+        bin_sigma: 0 trains on OpenVLA's one-hot action tokens; > 0 spreads each action token's
+            target over the neighbouring bins as a Gaussian of this many bins (HL-Gauss,
+            Farebrother et al. 2024), so a prediction one bin off is nearly right instead of as
+            wrong as any other; the argmax the policy decodes is still the expert's bin.
     """
 
     model: str
@@ -106,6 +110,7 @@ class FinetuneConfig:
     lr_schedule: str = 'constant'
     warmup_steps: int = 0
     workers: int = -1
+    bin_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         """Check values early and name the field."""
@@ -147,6 +152,8 @@ class FinetuneConfig:
             )
         if self.warmup_steps < 0:
             raise ValueError(f'warmup_steps must be >= 0, got {self.warmup_steps}')
+        if not self.bin_sigma >= 0:  # NaN too
+            raise ValueError(f'bin_sigma must be >= 0, got {self.bin_sigma}')
         if self.dist_backend not in ('auto', 'gloo', 'nccl'):
             raise ValueError(
                 f"dist_backend must be 'auto', 'gloo' or 'nccl', got {self.dist_backend!r}"

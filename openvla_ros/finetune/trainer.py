@@ -57,6 +57,7 @@ from openvla_ros.model.action_tokenizer import ActionStats, ActionTokenizer
 
 __all__ = [
     'LossModule',
+    'action_token_loss',
     'Metrics',
     'Trainer',
     'compute_loss',
@@ -93,8 +94,27 @@ class Metrics:
         return {'loss': self.loss, 'accuracy': self.accuracy, 'l1': self.l1}
 
 
+def action_token_loss(
+    logits: torch.Tensor, gold: torch.Tensor, tokenizer: ActionTokenizer, bin_sigma: float
+) -> torch.Tensor:
+    """Cross-entropy of `logits` (M, V) against `gold` (M,); with `bin_sigma` > 0 an action
+    token's target is a Gaussian over the action-token ids around it (truncated to them and
+    renormalised; its mode stays the gold bin), other tokens (the stop token) stay one-hot."""
+    if bin_sigma <= 0:
+        return nn.functional.cross_entropy(logits, gold)
+    first = tokenizer.action_token_begin_idx + 1
+    ids = torch.arange(first, tokenizer.vocab_size, device=logits.device)  # (n_bins,)
+    log_probs = torch.log_softmax(logits, dim=-1)  # (M, V)
+    hard = -log_probs.gather(1, gold[:, None])[:, 0]  # (M,)
+    is_action = (gold >= first) & (gold < tokenizer.vocab_size)
+    weights = torch.exp(-((ids[None, :] - gold[:, None]).float() ** 2) / (2 * bin_sigma**2))
+    weights = weights / weights.sum(dim=1, keepdim=True)  # (M, n_bins)
+    soft = -(weights * log_probs[:, first : tokenizer.vocab_size]).sum(dim=1)  # (M,)
+    return torch.where(is_action, soft, hard).mean()
+
+
 def compute_loss(
-    core: nn.Module, batch: Batch, tokenizer: ActionTokenizer
+    core: nn.Module, batch: Batch, tokenizer: ActionTokenizer, bin_sigma: float = 0.0
 ) -> tuple[torch.Tensor, Metrics]:
     """Teacher-forced loss and metrics of one batch.
 
@@ -102,6 +122,8 @@ def compute_loss(
         core: the `OpenVLAForActionPrediction` (LoRA layers injected in place by peft).
         batch: a right-padded batch.
         tokenizer: the action tokenizer (which ids are action tokens, how they decode).
+        bin_sigma: Gaussian width (in bins) of the action tokens' soft targets; 0: one-hot
+            (`action_token_loss`).
 
     Returns:
         The loss tensor (for backward) and the metrics.
@@ -127,7 +149,7 @@ def compute_loss(
     where = targets != IGNORE_INDEX
     logits = lm.lm_head(hidden[:, :-1][where]).float()  # (M, V)
     gold = targets[where]  # (M,)
-    loss = nn.functional.cross_entropy(logits, gold)
+    loss = action_token_loss(logits, gold, tokenizer, bin_sigma)
     with torch.no_grad():
         preds = logits.argmax(dim=-1)  # (M,)
         is_action = gold > tokenizer.action_token_begin_idx
@@ -143,14 +165,17 @@ class LossModule(nn.Module):
     """`compute_loss` as a module, so that DDP/FSDP see a forward call (their gradient and
     all-gather hooks run in `__call__`); the metrics of the last call are kept in `metrics`."""
 
-    def __init__(self, core: nn.Module, tokenizer: ActionTokenizer) -> None:
+    def __init__(
+        self, core: nn.Module, tokenizer: ActionTokenizer, bin_sigma: float = 0.0
+    ) -> None:
         super().__init__()
         self.core = core
         self.tokenizer = tokenizer
+        self.bin_sigma = bin_sigma
         self.metrics = Metrics(float('nan'), 0.0, 0.0, 0)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        loss, self.metrics = compute_loss(self.core, batch, self.tokenizer)
+        loss, self.metrics = compute_loss(self.core, batch, self.tokenizer, self.bin_sigma)
         return loss
 
 
@@ -357,7 +382,7 @@ class Trainer:
 
     def _wrap(self) -> None:
         """DDP (or FSDP) around the loss module under torchrun; the plain module otherwise."""
-        self.loss_module = LossModule(self.core, self.tokenizer)
+        self.loss_module = LossModule(self.core, self.tokenizer, self.config.bin_sigma)
         self.model: nn.Module = self.loss_module
         self.sharded = False
         if not self.dist.enabled:
