@@ -107,7 +107,10 @@ def action_token_loss(
     log_probs = torch.log_softmax(logits, dim=-1)  # (M, V)
     hard = -log_probs.gather(1, gold[:, None])[:, 0]  # (M,)
     is_action = (gold >= first) & (gold < tokenizer.vocab_size)
-    weights = torch.exp(-((ids[None, :] - gold[:, None]).float() ** 2) / (2 * bin_sigma**2))
+    # a non-action row's Gaussian is centred inside the range too: all-zero weights there would
+    # be 0/0, and torch.where passes that NaN to the gradient though it selects `hard`
+    centre = gold.clamp(first, tokenizer.vocab_size - 1)
+    weights = torch.exp(-((ids[None, :] - centre[:, None]).float() ** 2) / (2 * bin_sigma**2))
     weights = weights / weights.sum(dim=1, keepdim=True)  # (M, n_bins)
     soft = -(weights * log_probs[:, first : tokenizer.vocab_size]).sum(dim=1)  # (M,)
     return torch.where(is_action, soft, hard).mean()
