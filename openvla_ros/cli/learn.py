@@ -64,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--augment', default='camera', choices=('none', 'openvla', 'camera'), help='augmentation'
     )
     parser.add_argument(
+        '--bin-sigma',
+        type=float,
+        default=0.0,
+        help='Gaussian soft targets over this many neighbouring action bins (0: one-hot)',
+    )
+    parser.add_argument(
         '--save-every', type=int, default=500, help='checkpoint (selection candidate) every N'
     )
     parser.add_argument(
@@ -119,6 +125,7 @@ def main(args: argparse.Namespace) -> int:
             lr=args.lr,
             warmup_steps=args.warmup_steps,
             augment=args.augment,
+            bin_sigma=args.bin_sigma,
             save_every=args.save_every,
             select_episodes=args.select_episodes,
             eval_episodes=args.eval_episodes,

@@ -60,6 +60,8 @@ class LearnConfig:
         lr: peak learning rate (cosine to 10 %, linear warm-up).
         warmup_steps: warm-up steps.
         augment: 'camera', 'openvla' or 'none'.
+        bin_sigma: width in bins of the action tokens' Gaussian soft targets (0: one-hot;
+            `FinetuneConfig.bin_sigma`).
         save_every: checkpoint (and selection candidate) every N steps.
         select_episodes: episodes per candidate on the selection seeds (0: take the last step).
         eval_episodes: episodes of the final evaluation.
@@ -79,7 +81,7 @@ class LearnConfig:
     profile: str = 'widowx_bridge'
     task: str = 'lift_block'
     out: str = 'runs/learn'
-    demos: int = 60
+    demos: int = 80
     noise: tuple[float, float] = (0.006, 0.03)
     noise_probability: float = 0.3
     model_size: str = 'small'
@@ -88,6 +90,7 @@ class LearnConfig:
     lr: float = 1e-3
     warmup_steps: int = 50
     augment: str = 'camera'
+    bin_sigma: float = 0.0
     save_every: int = 500
     select_episodes: int = 5
     eval_episodes: int = 20
@@ -156,7 +159,7 @@ class _State:
             if (out / 'dataset').exists():  # until then --demos may grow or shrink the set
                 keys += ['demos', 'model_size']  # frames are stored at the model's image side
             if (out / 'train').exists():
-                keys += ['model_size', 'batch_size', 'lr', 'seed']
+                keys += ['model_size', 'batch_size', 'lr', 'seed', 'bin_sigma']
             keys = list(dict.fromkeys(keys))  # model_size counts for both stages: name it once
             diffs = [k for k in keys if k in saved and _jsonable(saved[k]) != _jsonable(now[k])]
             if diffs:
@@ -308,6 +311,7 @@ def train(config: LearnConfig, out: Path, data: Path, state: _State) -> Any:
         batch_size=config.batch_size,
         lr=config.lr,
         augment=config.augment,
+        bin_sigma=config.bin_sigma,
         save_every=config.save_every,
         keep_checkpoints=max(1, config.steps // config.save_every + 1),
         resume=latest_checkpoint(run) is not None or (run / SUMMARY_NAME).is_file(),

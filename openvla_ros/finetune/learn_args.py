@@ -19,6 +19,7 @@ __all__ = ['export_latest', 'learn_arguments']
 _OPTIONS = {
     'task': '--task', 'demos': '--demos', 'noise_probability': '--noise-probability',
     'model_size': '--model-size', 'warmup_steps': '--warmup-steps', 'augment': '--augment',
+    'bin_sigma': '--bin-sigma',
     'select_episodes': '--select-episodes', 'eval_episodes': '--eval-episodes',
     'demo_seed': '--demo-seed', 'select_seed': '--select-seed', 'eval_seed': '--eval-seed',
     'seed': '--seed',
