@@ -66,8 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--bin-sigma',
         type=float,
-        default=0.0,
-        help='Gaussian soft targets over this many neighbouring action bins (0: one-hot)',
+        default=3.0,
+        help='Gaussian soft targets over this many neighbouring action bins (0: one-hot, as '
+        'OpenVLA; docs/learning.md has the comparison)',
     )
     parser.add_argument(
         '--save-every', type=int, default=500, help='checkpoint (selection candidate) every N'

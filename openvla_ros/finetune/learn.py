@@ -90,7 +90,7 @@ class LearnConfig:
     lr: float = 1e-3
     warmup_steps: int = 50
     augment: str = 'camera'
-    bin_sigma: float = 0.0
+    bin_sigma: float = 3.0
     save_every: int = 500
     select_episodes: int = 5
     eval_episodes: int = 20
