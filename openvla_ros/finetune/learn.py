@@ -509,6 +509,17 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
     demos = data.get('demos', {})
     used = sum(1 for d in demos.values() if d['success'] or config.use_failed_demos)
     timings = data.get('timings_s', {})
+    small = out / 'base' / 'small_model.json'  # how the base model started (None: not built)
+    recipe = {
+        'batch_size': config.batch_size,
+        'lr': config.lr,
+        'augment': config.augment,
+        'bin_sigma': config.bin_sigma,
+        'pos_embed_init': (
+            json.loads(small.read_text()).get('pos_embed_init', 'random') if small.is_file()
+            else None
+        ),
+    }  # fmt: skip
     report = {
         'profile': config.profile,
         'task': config.task,
@@ -517,6 +528,7 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
         'demonstrations_used': used,
         'dataset': data.get('dataset'),
         'training_steps': config.steps,
+        'training': recipe,
         'best_step': data.get('best_step'),
         'selection': {
             k: {'successes': v['successes'], 'episodes': v['episodes']}
@@ -540,6 +552,9 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
         f'| dataset steps | {(data.get("dataset") or {}).get("steps")} |',
         f'| model | {config.model_size} ({data.get("train", {}).get("parameters")} parameters) |',
         f'| training steps (best) | {config.steps} ({data.get("best_step")}) |',
+        f'| training | batch {config.batch_size}, lr {config.lr:g} cosine, augment '
+        f'{config.augment}, bin_sigma {config.bin_sigma:g}, position embeddings from '
+        f'{recipe["pos_embed_init"]} |',
     ]
     if evaluation:
         low, high = wilson_interval(evaluation['successes'], evaluation['episodes'])

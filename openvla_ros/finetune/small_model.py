@@ -140,6 +140,7 @@ def make_small_model(
 
     Raises:
         KeyError: unknown spec name.
+        ValueError: unknown `pos_embed_init` (nothing is written).
     """
     import torch  # noqa: PLC0415
 

@@ -29,6 +29,12 @@ def test_learn_records_trains_selects_evaluates_and_reports(tmp_path: Path, caps
     assert report['dataset']['steps'] > 0
     assert set(report['selection']) == {'2', '4'}  # both checkpoints were candidates
     assert report['best_step'] in (2, 4)
+    # the recipe is in the report: learn's defaults (soft action targets, sine-cosine start)
+    assert report['training'] == {
+        'batch_size': 2, 'lr': 1e-3, 'augment': 'camera', 'bin_sigma': 3.0,
+        'pos_embed_init': 'sincos',
+    }  # fmt: skip
+    assert 'bin_sigma 3' in (out / 'report.md').read_text()
     evaluation = report['evaluation']
     assert evaluation['episodes'] == 1 and 0.0 <= evaluation['success_rate'] <= 1.0
     assert evaluation['ci95'][0] <= evaluation['success_rate'] <= evaluation['ci95'][1]
