@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=0, help='training seed')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.add_argument(
+        '--drop-still-labels',
+        action='store_true',
+        help="drop the expert's hold-still labels from the dataset, as OpenVLA's zero-action "
+        'filter does (default: keep them; a scripted expert holds still on purpose)',
+    )
+    parser.add_argument(
         '--use-failed-demos',
         action='store_true',
         help='also train on expert episodes that failed (for smoke tests: where the arm did '
@@ -135,6 +141,7 @@ def main(args: argparse.Namespace) -> int:
             eval_seed=args.eval_seed,
             seed=args.seed,
             threads=args.threads,
+            keep_still=not args.drop_still_labels,
             use_failed_demos=args.use_failed_demos,
             device=args.device,
             workers=args.workers,

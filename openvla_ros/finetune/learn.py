@@ -69,6 +69,10 @@ class LearnConfig:
         seed: training seed (weights, order, augmentation).
         unnorm_key: the dataset statistics key of the learned model.
         threads: torch threads for training (0: torch's default).
+        keep_still: keep the expert's hold-still labels (six zero deltas) in the dataset. For
+            a scripted expert they are commands (settle above the block, wait for the gripper),
+            not the idle frames of teleoperation that OpenVLA's zero-action filter (False)
+            removes; without them the model has never seen "stop here", and moves on.
         use_failed_demos: also train on expert episodes that failed (for smoke tests: the
             expert plans from its own commanded target, so where the arm did not follow, e.g.
             during a safety hold, its labels no longer match the frames).
@@ -100,6 +104,7 @@ class LearnConfig:
     seed: int = 0
     unnorm_key: str = ''
     threads: int = 0
+    keep_still: bool = True
     use_failed_demos: bool = False
     device: str = 'cpu'
     workers: int = -1
@@ -157,7 +162,7 @@ class _State:
             # may still get other settings, e.g. another batch size for a GPU machine)
             keys = ['profile', 'task', 'noise', 'noise_probability']
             if (out / 'dataset').exists():  # until then --demos may grow or shrink the set
-                keys += ['demos', 'model_size']  # frames are stored at the model's image side
+                keys += ['demos', 'model_size', 'keep_still']  # frames at the model's side
             if (out / 'train').exists():
                 keys += ['model_size', 'batch_size', 'lr', 'seed', 'bin_sigma']
             keys = list(dict.fromkeys(keys))  # model_size counts for both stages: name it once
@@ -270,6 +275,7 @@ def build_dataset(config: LearnConfig, out: Path, bags: list[Path], state: _Stat
         label_topic=EXPERT_LABEL_TOPIC,
         image_size=SMALL_SPECS[config.model_size].image_size,  # as the processor resizes
         jpeg_quality=DATASET_JPEG_QUALITY,
+        drop_zero_actions=not config.keep_still,
     )
     episodes = episodes_from_bags([str(b) for b in bags], record, progress=True)
     write_dataset(path, episodes, record)

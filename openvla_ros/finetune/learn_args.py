@@ -37,6 +37,8 @@ def learn_arguments(run: Path, overrides: dict[str, str]) -> list[str]:
     args += ['--noise', *(str(v) for v in settings['noise'])]
     if settings.get('use_failed_demos'):
         args.append('--use-failed-demos')
+    if not settings.get('keep_still', True):
+        args.append('--drop-still-labels')
     for option, value in overrides.items():
         args += [option, value]
     return [*args, '--stop-after', 'train']
