@@ -40,3 +40,36 @@ def test_the_learn_command_defaults_are_learnconfigs() -> None:
             compared.append(spec.name)
     assert tuple(args['noise']) == defaults.noise
     assert {'bin_sigma', 'steps', 'lr', 'augment', 'batch_size'} <= set(compared)
+    assert not args['drop_still_labels'] and defaults.keep_still  # kept unless asked
+
+
+def test_keeping_still_labels_is_a_dataset_setting_refused_once_the_dataset_exists(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    import pytest
+
+    out = tmp_path / 'run'
+    out.mkdir()
+    _State(out, LearnConfig(out=str(out)))  # before the dataset: any value goes
+    _State(out, LearnConfig(out=str(out), keep_still=False))
+    (out / 'dataset').mkdir()
+    with pytest.raises(ValueError, match='keep_still'):
+        _State(out, LearnConfig(out=str(out), keep_still=True))
+    assert json.loads((out / 'learn.json').read_text())['settings']['keep_still'] is False
+
+
+def test_gpu_learn_carries_dropped_still_labels_to_the_learn_command(tmp_path: Path) -> None:
+    from openvla_ros.finetune.learn_args import learn_arguments
+
+    out = tmp_path / 'run'
+    out.mkdir()
+    _State(out, LearnConfig(out=str(out), keep_still=False, bin_sigma=2.0))
+    args = learn_arguments(out, {'--steps': '10'})
+    assert '--drop-still-labels' in args
+    assert args[args.index('--bin-sigma') + 1] == '2.0'
+    kept = tmp_path / 'kept'
+    kept.mkdir()
+    _State(kept, LearnConfig(out=str(kept)))
+    assert '--drop-still-labels' not in learn_arguments(kept, {})
