@@ -517,6 +517,7 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
     timings = data.get('timings_s', {})
     small = out / 'base' / 'small_model.json'  # how the base model started (None: not built)
     recipe = {
+        'keep_still': config.keep_still,
         'batch_size': config.batch_size,
         'lr': config.lr,
         'augment': config.augment,
@@ -558,7 +559,8 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
         f'| dataset steps | {(data.get("dataset") or {}).get("steps")} |',
         f'| model | {config.model_size} ({data.get("train", {}).get("parameters")} parameters) |',
         f'| training steps (best) | {config.steps} ({data.get("best_step")}) |',
-        f'| training | batch {config.batch_size}, lr {config.lr:g} cosine, augment '
+        f'| training | still labels {"kept" if config.keep_still else "dropped"}, '
+        f'batch {config.batch_size}, lr {config.lr:g} cosine, augment '
         f'{config.augment}, bin_sigma {config.bin_sigma:g}, position embeddings from '
         f'{recipe["pos_embed_init"]} |',
     ]

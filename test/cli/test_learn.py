@@ -31,7 +31,7 @@ def test_learn_records_trains_selects_evaluates_and_reports(tmp_path: Path, caps
     assert report['best_step'] in (2, 4)
     # the recipe is in the report: learn's defaults (soft action targets, sine-cosine start)
     assert report['training'] == {
-        'batch_size': 2, 'lr': 1e-3, 'augment': 'camera', 'bin_sigma': 3.0,
+        'keep_still': True, 'batch_size': 2, 'lr': 1e-3, 'augment': 'camera', 'bin_sigma': 3.0,
         'pos_embed_init': 'sincos',
     }  # fmt: skip
     assert 'bin_sigma 3' in (out / 'report.md').read_text()
