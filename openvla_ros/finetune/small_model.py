@@ -38,17 +38,9 @@ class SmallSpec:
     """A small model: the widths and depths of `TinySpec` (one definition of the architecture's
     knobs) and the image side."""
 
-    widths: TinySpec = field(
-        default_factory=lambda: TinySpec(
-            vit_embed_dim=64,
-            vit_depth=4,
-            siglip_embed_dim=64,
-            siglip_depth=4,
-            llm_hidden=96,
-            llm_intermediate=192,
-            action_row_scale=1.0,
-        )
-    )
+    widths: TinySpec = field(default_factory=lambda: TinySpec(
+        vit_embed_dim=64, vit_depth=4, siglip_embed_dim=64, siglip_depth=4, llm_hidden=96,
+        llm_intermediate=192, action_row_scale=1.0))
     image_size: int = 112
     pos_embed_init: str = 'sincos'
 
@@ -95,23 +87,11 @@ def _init_pos_embeds(model: Any) -> None:
             param.copy_(torch.from_numpy(sincos_2d(grid, dim)).reshape(param.shape))
 
 
-def _widths(
-    vit: int, vit_depth: int, vit_heads: int, llm: int, llm_layers: int, llm_mlp: int
-) -> TinySpec:
+def _widths(vit: int, vit_depth: int, vit_heads: int, llm: int, llm_layers: int,
+            llm_mlp: int) -> TinySpec:
     """Both ViTs alike; the action rows keep their initial scale."""
-    return TinySpec(
-        vit,
-        vit_depth,
-        vit_heads,
-        vit,
-        vit_depth,
-        vit_heads,
-        llm,
-        llm_layers,
-        2,
-        llm_mlp,
-        action_row_scale=1.0,
-    )
+    return TinySpec(vit, vit_depth, vit_heads, vit, vit_depth, vit_heads, llm, llm_layers, 2,
+                    llm_mlp, action_row_scale=1.0)
 
 
 #: Named sizes; 'small' is what `openvla-ros learn` uses (docs/learning.md has the measurements).
@@ -142,8 +122,6 @@ def make_small_model(
         KeyError: unknown spec name.
         ValueError: unknown `pos_embed_init` (nothing is written).
     """
-    import torch  # noqa: PLC0415
-
     from openvla_ros.model.tiny import build_tiny_model, save_checkpoint  # noqa: PLC0415
 
     if isinstance(spec, str):
@@ -157,8 +135,7 @@ def make_small_model(
         seed, spec.widths, norm_stats=dict(norm_stats or {}), image_size=spec.image_size
     )
     if spec.pos_embed_init == 'sincos':
-        _init_pos_embeds(model)
-        model.to(torch.bfloat16).to(torch.float32)  # as stored, like every other weight
+        _init_pos_embeds(model)  # save_checkpoint stores it in bf16, as every other weight
     out = save_checkpoint(model, out_dir)
     (out / 'small_model.json').write_text(json.dumps(spec.to_dict(), indent=2) + '\n')
     return out
