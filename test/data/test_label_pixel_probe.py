@@ -3,22 +3,12 @@ in its pixel position (R^2 near 1 for a linear label, near 0 for a label unrelat
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
+from script_loading import load_script
 
 from openvla_ros.data import Episode, RecordConfig, write_dataset
-
-SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'label_pixel_probe.py'
-
-
-def _probe_module():
-    spec = importlib.util.spec_from_file_location('label_pixel_probe', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _frame(u: int, v: int) -> np.ndarray:
@@ -28,7 +18,7 @@ def _frame(u: int, v: int) -> np.ndarray:
 
 
 def test_the_red_centroid_is_where_the_block_was_drawn():
-    probe = _probe_module()
+    probe = load_script('label_pixel_probe')
     u, v, pixels = probe.red_centroid(_frame(40, 12))
     assert (round(u), round(v), pixels) == (40, 12, 25)
     assert probe.red_centroid(np.full((64, 64, 3), 120, np.uint8)) is None
@@ -49,7 +39,7 @@ def test_a_label_linear_in_the_block_position_fits_and_noise_does_not(
                                 np.array([0, 200_000_000]) + i))  # fmt: skip
     data = write_dataset(tmp_path / 'data', episodes, RecordConfig())
     monkeypatch.setattr('sys.argv', ['label_pixel_probe.py', str(data)])
-    _probe_module().main()
+    load_script('label_pixel_probe').main()
     report = json.loads(capsys.readouterr().out)
     assert report['episodes'] == 40
     r2 = report['r2_on_block_pixel_centroid']

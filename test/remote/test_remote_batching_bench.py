@@ -6,24 +6,15 @@ A small run: real ``serve`` processes, 2 robots x 2 requests, one round. Nothing
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'remote_batching_bench.py'
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location('remote_batching_bench', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from script_loading import load_script
 
 
 def test_the_batching_bench_counts_its_requests_and_gets_the_same_actions(
     tiny_model_dir, capsys
 ) -> None:
-    bench = _load_script()
+    bench = load_script('remote_batching_bench')
     argv = ['--model', str(tiny_model_dir), '--robots', '2', '--steps', '2', '--reps', '1']
     argv += ['--setting', '--max-batch 1', '--setting', '--max-batch 4 --max-wait-ms 50']
     argv += ['--batches', '2', '--size', '64', '--json']
