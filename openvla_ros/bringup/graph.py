@@ -41,6 +41,7 @@ __all__ = [
 POLICIES = ('openvla', 'scripted', 'remote')
 # The ROS parameter that puts a node on the simulator's /clock (sim:=true only).
 USE_SIM_TIME = 'use_sim_time'
+LATENCY_COMPENSATION = 'limiter.latency_compensation'  # the action limiter's parameter
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
             'action_limiter',
             'openvla_ros.nodes.action_limiter_node',
             'ActionLimiterNode',
+            parameters=_scripted_latency(profile) if args.policy == 'scripted' else {},
             remappings=((NODE_JOINT_STATES, joint_states),),
         )
     )
@@ -279,6 +281,20 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
             for spec in specs
         ]
     return specs
+
+
+def _scripted_latency(profile: Profile) -> dict[str, float]:
+    """One control period of latency for the scripted expert's chunks.
+
+    The expert answers at the instant of its tick, so with no latency its first action is due at
+    that same control tick, and whether the limiter's tick or the chunk is handled first is a race
+    between two callbacks of one instant: the tick executed either the new chunk's first action
+    or the previous chunk's open-loop one, run to run. Due one period later, the chunk has a whole
+    lockstep round trip (target, monitor, adapter, simulator, next /clock) to arrive first.
+    """
+    params = profile.node_params('action_limiter')
+    period = 1.0 / float(params['control_rate'])
+    return {LATENCY_COMPENSATION: float(params.get(LATENCY_COMPENSATION, 0.0)) + period}
 
 
 def _drop_empty(values: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ Semantics (each delta is consumed exactly once; see ROBOTS.md, "delta applied 3 
   error); the refused motion is dropped and target and goal restart, at rest, from the last safe
   output. Pending actions stay queued (the Bridge code's "no IK solution: do nothing" drops only
   the failing delta).
+- ``reset`` and ``reanchor`` snap their pose to a 1 nm grid (``ANCHOR_GRID``): Ruckig's solution
+  is not continuous in its input, and anchors 1e-14 m apart could give targets 0.4 mm apart.
 - Every action has an id ``(chunk_id, index)``; ``history`` records which ids each consumed
   delta came from and ``dropped`` records every id that will never be applied, with the reason.
 - An action is skipped when its time slot was already executed:
@@ -123,6 +125,8 @@ SLOT_FRACTION = 0.75
 # Ruckig 0.19 raises on some inputs that sit exactly on a profile boundary (e.g. a 0.01 m move with
 # a = 2 m/s^2, j = 40 m/s^3, where 2 a^3 / j^2 = 0.01). Re-planning with marginally *lower* limits
 # keeps every limit and avoids the boundary; the ladder ends with acceleration-only planning.
+# [m] and [-] grid of reset and re-anchor poses (see _snap_anchor)
+ANCHOR_GRID = 1e-9
 _LIMIT_SCALES = ((1.0, 1.0), (1.0, 0.9999), (0.9999, 0.999), (0.999, 0.99), (0.99, 0.95))
 
 
@@ -371,6 +375,7 @@ class ActionRateLimiter:
             raise ValueError(f'reset: gripper = {gripper}: must be finite')
         g = float(np.clip(gripper, 0.0, 1.0))
         self._drop_all('DROP_RESET', now)
+        p = _snap_anchor(p)
         self._state = _State(pose=p.copy(), gripper=g, goal=p.copy(), goal_gripper=g)
         if forget_stamps:
             self._last_stamp = -math.inf
@@ -397,6 +402,7 @@ class ActionRateLimiter:
         if float(np.max(np.abs(rot.T @ rot - np.eye(3)))) > 1e-6 or np.linalg.det(rot) < 0:
             return False
         state = self._state
+        p = _snap_anchor(p)
         state.pose = p.copy()
         state.goal = p.copy()
         state.velocity = np.zeros(6)
@@ -821,6 +827,23 @@ class ActionRateLimiter:
             state.acceleration = np.zeros(6)
         state.pose = pose
         return 'Finished' if result == Result.Finished else 'Working'
+
+
+def _snap_anchor(pose: np.ndarray) -> np.ndarray:
+    """An anchor on a grid of ANCHOR_GRID (translation [m] and rotation-matrix entries, then
+    re-orthonormalised).
+
+    Why: Ruckig's jerk-limited solution is not continuous in its input (a profile boundary, or
+    which axis sets the synchronised duration), and two anchors 1e-14 m apart (the simulated
+    arm measured one control tick earlier or later, as it settles) made targets a millimetre
+    apart a few periods later. A nanometre changes nothing physical; on the grid, such anchors
+    are the same anchor, so a simulated episode replays exactly.
+    """
+    out = np.eye(4)
+    out[:3, 3] = np.round(pose[:3, 3] / ANCHOR_GRID) * ANCHOR_GRID
+    snapped = np.round(pose[:3, :3] / ANCHOR_GRID) * ANCHOR_GRID
+    out[:3, :3] = Rotation.from_matrix(snapped).as_matrix()
+    return out
 
 
 def _apply_metric_delta(goal: np.ndarray, delta: np.ndarray) -> np.ndarray:

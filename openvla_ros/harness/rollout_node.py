@@ -35,7 +35,7 @@ RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
 @dataclass
 class RolloutData:
-    """What one run produced (times: ``RolloutNode.now()``)."""
+    """What one run produced (times: ``RolloutNode.time_of``, the messages' own stamps)."""
 
     frames: list[np.ndarray] = field(default_factory=list)
     frame_times: list[float] = field(default_factory=list)
@@ -116,6 +116,13 @@ class RolloutNode(Node):
             return clock.now().nanoseconds * 1e-9
         return (clock.now().nanoseconds - self._t0) * 1e-9
 
+    def time_of(self, header) -> float:
+        """[s] When a message's data holds: its stamp in simulated time (a message handled a tick
+        late on a loaded machine keeps its tick), else the receipt time ``now()``."""
+        if self.get_clock().ros_time_is_active:
+            return header.stamp.sec + header.stamp.nanosec * 1e-9
+        return self.now()
+
     def instruct(self, text: str) -> None:
         self._instruction_pub.publish(String(data=text))
 
@@ -134,13 +141,13 @@ class RolloutNode(Node):
         rgb = raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data)
         with self._lock:
             self.data.frames.append(rgb)
-            self.data.frame_times.append(self.now())
+            self.data.frame_times.append(self.time_of(msg.header))
 
     def _on_joint_states(self, msg: JointState) -> None:
         q = joint_positions(msg, self.kinematics.joint_names)
         if q is not None:
             with self._lock:
-                self.data.reached.append((self.now(), self.kinematics.fk(q)[:3, 3]))
+                self.data.reached.append((self.time_of(msg.header), self.kinematics.fk(q)[:3, 3]))
 
     def _on_safe_target(self, msg: EndEffectorTarget) -> None:
         try:
@@ -148,7 +155,7 @@ class RolloutNode(Node):
         except InvalidPoseError:
             return  # not a command the arm got (the adapter refuses it)
         with self._lock:
-            self.data.commanded.append((self.now(), position))
+            self.data.commanded.append((self.time_of(msg.header), position))
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         with self._lock:

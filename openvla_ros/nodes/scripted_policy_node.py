@@ -15,6 +15,7 @@ to and the expert labels them. The clean labels go out on ``/openvla/expert_acti
 
 from __future__ import annotations
 
+from collections import deque
 import math
 
 import numpy as np
@@ -92,7 +93,9 @@ class ScriptedPolicyNode(Node):
         self.expert = ScriptedExpert(
             self.p['task'], self.p['robot'], place_offset=tuple(self.p['place_offset'])
         )
-        self._objects: dict[str, np.ndarray] = {}
+        # (stamp [s], poses) of the latest object-pose messages; a tick plans on the newest one
+        # stamped before it (see _objects)
+        self._object_history: deque[tuple[float, dict[str, np.ndarray]]] = deque(maxlen=8)
         self._commanded: np.ndarray | None = None  # latest limiter output (start of the plan)
         self._target: np.ndarray | None = None  # the integrated goal the deltas lead to
         self._instruction = ''
@@ -116,9 +119,24 @@ class ScriptedPolicyNode(Node):
 
     def on_object_poses(self, msg: MarkerArray) -> None:
         try:
-            self._objects = {m.text: pose_to_matrix(m.pose) for m in msg.markers if m.text}
+            objects = {m.text: pose_to_matrix(m.pose) for m in msg.markers if m.text}
         except InvalidPoseError:
             return  # the simulator never sends one; keep the last complete set of objects
+        if objects:
+            stamp = msg.markers[0].header.stamp
+            self._object_history.append((stamp.sec + stamp.nanosec * 1e-9, objects))
+
+    @property
+    def _objects(self) -> dict[str, np.ndarray]:
+        """The newest object poses stamped before this instant ({} if none).
+
+        The simulator publishes poses at the instant of a policy tick too, and whether those or
+        the previous ones were received first was a race (a settling block then moved the plan
+        by a fraction of a millimetre, run to run). Poses stamped earlier have arrived in every
+        run: the simulator's lockstep held the clock for the ticks in between.
+        """
+        now = self.get_clock().now().nanoseconds * 1e-9
+        return next((objs for t, objs in reversed(self._object_history) if t < now - 1e-6), {})
 
     def on_ee_target(self, msg: EndEffectorTarget) -> None:
         try:
@@ -142,16 +160,17 @@ class ScriptedPolicyNode(Node):
         self.get_logger().info(f'instruction: {text!r}' if text else 'empty instruction: idle')
 
     def on_policy_timer(self) -> None:
-        if not self._instruction or not self._objects or self._commanded is None:
+        objects = self._objects
+        if not self._instruction or not objects or self._commanded is None:
             self._publish_status('waiting for ' + ', '.join(self._missing()))
             return
         if self._target is not None and self._lost_track():
             self._target = None
         if self._target is None:
             self._target = self._commanded.copy()
-            self.expert.reset(self._objects, self._target)
+            self.expert.reset(objects, self._target)
         dt = 1.0 / self.p['policy_rate']
-        labels = self.expert.next_chunk(self._objects, self._target, self.p['chunk_size'])
+        labels = self.expert.next_chunk(objects, self._target, self.p['chunk_size'])
         actions = self._perturb(labels)
         for action in actions:
             self._target = apply_delta(self._target, action)

@@ -4,9 +4,12 @@ elsewhere, and the expert must re-plan from there instead of closing the gripper
 
 from __future__ import annotations
 
+from builtin_interfaces.msg import Time as StampMsg
 import numpy as np
 import pytest
+from rclpy.clock import ClockType
 from rclpy.parameter import Parameter
+from rclpy.time import Time
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -75,3 +78,37 @@ def test_the_expert_keeps_its_plan_while_the_limiter_follows_it(expert):
     node.on_ee_target(_target(node._target, hold=True))
     node.on_policy_timer()
     assert node._replans == 0
+
+
+def _stamped(objects: dict[str, np.ndarray], seconds: float, shift: float) -> MarkerArray:
+    markers = MarkerArray()
+    for name, pose in objects.items():
+        moved = pose.copy()
+        moved[0, 3] += shift
+        marker = Marker(text=name, pose=matrix_to_pose(moved))
+        marker.header.stamp = StampMsg(sec=int(seconds), nanosec=round(seconds % 1 * 1e9))
+        markers.markers.append(marker)
+    return markers
+
+
+def test_the_expert_plans_on_the_newest_object_poses_stamped_before_its_tick(ros_context):
+    """The simulator publishes object poses at the instant of a policy tick too, and whether
+    those or the previous ones reached the expert first was a race (plans 0.4 mm apart, run to
+    run); poses stamped before the tick have arrived in every run."""
+    node, start = _node(ros_context)
+    try:
+        node.on_ee_target(_target(start, hold=False))
+        objects = dict(node._objects)
+        clock = node.get_clock()
+        clock._set_ros_time_is_active(True)  # simulated time, as under use_sim_time
+        clock.set_ros_time_override(Time(seconds=1.2, clock_type=ClockType.ROS_TIME))
+        node.on_object_poses(_stamped(objects, 1.1, 0.01))
+        node.on_object_poses(_stamped(objects, 1.2, 0.02))  # the tick's own poses
+        name = next(iter(objects))
+        assert np.isclose(node._objects[name][0, 3], objects[name][0, 3] + 0.01)
+        node.on_policy_timer()
+        assert node._count == 1, 'the tick was planned'
+        clock.set_ros_time_override(Time(seconds=1.4, clock_type=ClockType.ROS_TIME))
+        assert np.isclose(node._objects[name][0, 3], objects[name][0, 3] + 0.02)
+    finally:
+        node.destroy_node()
