@@ -17,7 +17,7 @@ Semantics (each delta is consumed exactly once; see ROBOTS.md, "delta applied 3 
   output. Pending actions stay queued (the Bridge code's "no IK solution: do nothing" drops only
   the failing delta).
 - ``reset`` and ``reanchor`` snap their pose to a 1 nm grid (``ANCHOR_GRID``): Ruckig's solution
-  is not continuous in its input, and anchors 1e-14 m apart could give targets 0.4 mm apart.
+  is not continuous in its input, and anchors 1e-14 m apart gave targets up to 2.6 mm apart.
 - Every action has an id ``(chunk_id, index)``; ``history`` records which ids each consumed
   delta came from and ``dropped`` records every id that will never be applied, with the reason.
 - An action is skipped when its time slot was already executed:
@@ -122,11 +122,11 @@ _EPS_TIME = 1e-9
 # the policy node spaces its frames by the same fraction so that no prediction is wasted.
 SLOT_FRACTION = 0.75
 
+# [m] and [-] grid of reset and re-anchor poses (see _snap_anchor)
+ANCHOR_GRID = 1e-9
 # Ruckig 0.19 raises on some inputs that sit exactly on a profile boundary (e.g. a 0.01 m move with
 # a = 2 m/s^2, j = 40 m/s^3, where 2 a^3 / j^2 = 0.01). Re-planning with marginally *lower* limits
 # keeps every limit and avoids the boundary; the ladder ends with acceleration-only planning.
-# [m] and [-] grid of reset and re-anchor poses (see _snap_anchor)
-ANCHOR_GRID = 1e-9
 _LIMIT_SCALES = ((1.0, 1.0), (1.0, 0.9999), (0.9999, 0.999), (0.999, 0.99), (0.99, 0.95))
 
 
@@ -835,7 +835,7 @@ def _snap_anchor(pose: np.ndarray) -> np.ndarray:
 
     Why: Ruckig's jerk-limited solution is not continuous in its input (a profile boundary, or
     which axis sets the synchronised duration), and two anchors 1e-14 m apart (the simulated
-    arm measured one control tick earlier or later, as it settles) made targets a millimetre
+    arm measured one control tick earlier or later, as it settles) gave targets up to 2.6 mm
     apart a few periods later. A nanometre changes nothing physical; on the grid, such anchors
     are the same anchor, so a simulated episode replays exactly.
     """
