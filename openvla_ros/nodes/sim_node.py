@@ -25,7 +25,8 @@ rates in
 simulated time) and renders each frame of its instant. With ``lockstep`` the clock stops at each
 control tick until the arm command of that tick arrives (or ``lockstep_timeout`` of wall time
 passes; then it runs free until commands return), and it never runs faster than
-``max_real_time_factor``: a loaded machine runs the world slower, not differently.
+``max_real_time_factor``: a loaded machine runs the world slower, not differently. Gripper
+commands (topics and actions) take effect at a control tick too: with the next arm command.
 """
 
 from __future__ import annotations
@@ -211,6 +212,8 @@ class SimNode(Node):
         self._commands = 0  # arm commands received (the lockstep acknowledgements)
         self._command_event = threading.Condition()
         self._gate = False  # armed by an arm command, disarmed by a timeout
+        # gripper changes waiting for their control tick: (arm commands received before, change)
+        self._gripper_changes: list[tuple[int, Callable[[], None]]] = []
         self.lockstep_waits = 0
         self.lockstep_timeouts = 0
         self._wall_start: float | None = None
@@ -309,12 +312,15 @@ class SimNode(Node):
 
     def on_joint_single(self, msg) -> None:
         if msg.name == 'gripper':
-            self.gripper_pwm = float(msg.cmd)
-            with self._world_lock:
-                if self.gripper_pwm != 0.0 and math.isfinite(self.gripper_pwm):
-                    self.world.set_gripper(1.0 if self.gripper_pwm > 0.0 else 0.0)
+            pwm = self.gripper_pwm = float(msg.cmd)
+
+            def change() -> None:
+                if pwm != 0.0 and math.isfinite(pwm):
+                    self.world.set_gripper(1.0 if pwm > 0.0 else 0.0)
                 else:
                     self.world.set_gripper(self.world.gripper_opening())
+
+            self._defer_gripper(change)
             return
         if msg.name in self.world.joint_names:
             with self._world_lock:
@@ -350,8 +356,7 @@ class SimNode(Node):
         if 'left_finger' not in msg.joint_names or not msg.points:
             return
         position = msg.points[-1].positions[list(msg.joint_names).index('left_finger')]
-        with self._world_lock:
-            self.world.set_gripper_width(2.0 * float(position))
+        self._defer_gripper(lambda: self.world.set_gripper_width(2.0 * float(position)))
 
     def on_equilibrium_pose(self, msg: PoseStamped) -> None:
         try:
@@ -389,11 +394,12 @@ class SimNode(Node):
         self.world.set_gripper_width(2.0 * float(request.command.position))
 
     def _execute(self, action_type, apply):
-        """An execute callback: apply the goal to the world and succeed at once."""
+        """An execute callback: queue the goal for its control tick and succeed at once."""
 
         def execute(goal_handle):
+            request = goal_handle.request
+            self._defer_gripper(lambda: apply(request))
             with self._world_lock:
-                apply(goal_handle.request)
                 opening = self.world.gripper_opening()
             goal_handle.succeed()
             result = action_type.Result()
@@ -413,6 +419,35 @@ class SimNode(Node):
             self._commands += 1
             self._gate = self._lockstep
             self._command_event.notify_all()
+
+    def _defer_gripper(self, change: Callable[[], None]) -> None:
+        """Queue a gripper change (called with the world lock held) for its control tick.
+
+        The adapter sends a tick's gripper command after its arm command, and the lockstep waits
+        for the arm command only: applied on arrival, the gripper moved at whatever physics step
+        the command came in, which load shifted (0.2 mm of trajectory, run to run). In lockstep it
+        takes effect at the control tick after that of the last arm command before it, in every
+        run; a gripper command has a whole lockstep round trip to arrive.
+        """
+        with self._command_event:
+            self._gripper_changes.append((self._commands, change))
+
+    def _apply_gripper_changes(self) -> None:
+        """At a control tick: the queued gripper changes whose tick has come (all of them while
+        the clock runs free)."""
+        with self._command_event:
+            due = [c for n, c in self._gripper_changes if not self._gate or n < self._commands]
+            self._gripper_changes = [
+                (n, c) for n, c in self._gripper_changes if self._gate and n >= self._commands
+            ]
+        for change in due:
+            try:
+                with self._world_lock:
+                    change()
+            except ValueError as exc:  # a non-finite width: refused, the simulator goes on
+                self.get_logger().warning(
+                    f'gripper command refused: {exc}', throttle_duration_sec=5.0
+                )
 
     # ------------------------------------------------------------------ the simulated clock
     def inspect(self, fn: Callable[[Any], T]) -> T:
@@ -458,6 +493,8 @@ class SimNode(Node):
                 self._publish_due(step)
                 if control_tick and self._gate:
                     self._wait_for_command(commands)
+                if control_tick:
+                    self._apply_gripper_changes()
         except Exception as exc:  # noqa: BLE001 - a dead simulator must say why
             # (Ctrl-C shuts the context down mid-publish: that is the shutdown, not an error)
             if not self._stop.is_set() and self.context.ok():

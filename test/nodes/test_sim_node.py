@@ -159,3 +159,28 @@ def test_franka_impedance_sim_follows_the_equilibrium_pose_and_serves_gripper_ac
     assert spin_until(executor, lambda: math.isclose(
         sum(latest(states).position[7:9]), 0.02, abs_tol=0.004))
     client.destroy()
+
+
+def test_a_non_finite_gripper_command_is_refused_and_the_simulator_goes_on(sim):
+    """Gripper changes apply on the simulator's own thread at a control tick; a bad one must not
+    stop that thread (and with it the clock)."""
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from openvla_ros.adapters.topics import gripper_trajectory_topic
+
+    node, probe, executor = sim(robot='wx250s', interface='ros2_control', camera_rate=0.0)
+    pub = probe.create_publisher(JointTrajectory, gripper_trajectory_topic('wx250s'), 10)
+    assert spin_until(executor, lambda: pub.get_subscription_count() > 0)
+    bad = JointTrajectory(joint_names=['left_finger'])
+    bad.points.append(JointTrajectoryPoint(positions=[math.nan]))
+    pub.publish(bad)
+    assert spin_until(executor, lambda: not node._gripper_changes)  # taken at a tick
+    good = JointTrajectory(joint_names=['left_finger'])
+    good.points.append(JointTrajectoryPoint(positions=[0.02]))
+    target = node.sim_time
+    pub.publish(good)
+    assert spin_until(
+        executor,
+        lambda: node.sim_time > target + 0.5
+        and node.inspect(lambda world: math.isclose(world.data.ctrl[world._grip_act], 0.02)),
+    ), 'the simulator stopped or ignored the next command'

@@ -36,9 +36,8 @@ from openvla_ros.bringup.profiles import load_profile
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.prefix) / 'bin'
 PROFILES = ('widowx_bridge', 'franka_tabletop', 'franka_droid')
-# Determinism tolerance on the end-effector trajectory [m]. Runs agree to 4e-7 m alone and to
-# 2.2e-4 m beside the hog (gripper commands are not in the lockstep; docs/evaluation.md); a
-# control tick's shift (20 ms at up to 0.25 m/s) would be 5 mm.
+# Determinism tolerance on the end-effector trajectory [m]. Runs agree to 4e-7 m, beside the hog
+# too (docs/evaluation.md); a control tick's shift (20 ms at up to 0.25 m/s) would be 5 mm.
 TRAJECTORY_TOLERANCE = 0.001
 
 
@@ -229,6 +228,61 @@ def test_lockstep_holds_the_clock_at_a_control_tick_until_the_arm_command_arrive
             wait_for(lambda s=stopped: now() > s, 30, 'the clock moving on after the command')
         assert sim.lockstep_timeouts == 0
         assert np.allclose(np.diff(held), 0.05)  # one control period per command
+    finally:
+        executor.remove_node(sim)
+        sim.close()
+        sim.destroy_node()
+
+
+def test_in_lockstep_a_gripper_command_takes_effect_with_the_next_arm_command(
+    ros_context, ros_node
+):
+    """The adapter sends a tick's gripper command after its arm command, and the lockstep waits
+    for arm commands only: applied on arrival, the fingers moved at whatever physics step the
+    command came in (0.2 mm of trajectory beside a CPU hog). It waits for the next arm command,
+    the acknowledgement of the next control tick, and applies there, in every run alike."""
+    interbotix = vendor('interbotix_xs_msgs.msg')
+    from openvla_ros.nodes.sim_node import SimNode  # noqa: PLC0415
+
+    node, executor = ros_node
+    clocks = _listen(
+        node, Clock, '/clock', QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
+    )
+    states = _listen(node, JointState, '/wx250s/joint_states', 50)
+    arm = node.create_publisher(interbotix.JointGroupCommand, '/wx250s/commands/joint_group', 10)
+    gripper = node.create_publisher(
+        interbotix.JointSingleCommand, '/wx250s/commands/joint_single', 10
+    )
+    params = {'camera_rate': 0.0, 'control_rate': 20.0, 'lockstep_timeout': 30.0}
+    sim = SimNode(
+        context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+    )
+    executor.add_node(sim)
+
+    def now() -> float:
+        return clocks[-1].clock.sec + clocks[-1].clock.nanosec * 1e-9 if clocks else -1.0
+
+    def finger_target() -> float:
+        return sim.inspect(lambda world: float(world.data.ctrl[world._grip_act]))
+
+    try:
+        wait_for(
+            lambda: states and arm.get_subscription_count() and gripper.get_subscription_count(),
+            30,
+            'the simulator',
+        )
+        q = list(states[-1].position[:6])
+        arm.publish(interbotix.JointGroupCommand(name='arm', cmd=q))  # arms the lockstep
+        wait_for(
+            lambda: sim.lockstep_waits > 0 and now() == sim.sim_time, 30, 'a held control tick'
+        )
+        held, before = now(), finger_target()
+        gripper.publish(interbotix.JointSingleCommand(name='gripper', cmd=-250.0))  # close
+        time.sleep(1.0)  # the command has long arrived; the clock is held
+        assert now() == held and finger_target() == before, 'applied before its tick'
+        arm.publish(interbotix.JointGroupCommand(name='arm', cmd=q))
+        wait_for(lambda: finger_target() < before, 30, 'the gripper command applied')
+        assert sim.lockstep_timeouts == 0
     finally:
         executor.remove_node(sim)
         sim.close()
