@@ -186,10 +186,11 @@ def test_the_simulator_publishes_clock_camera_and_joint_states_at_their_rates_in
     assert set(np.round(_stamps(states), 6)) <= set(np.round(times, 6))
 
 
-def test_lockstep_holds_the_clock_at_a_control_tick_until_the_arm_command_arrives(
-    ros_context, ros_node
-):
-    interbotix = vendor('interbotix_xs_msgs.msg')
+@pytest.fixture
+def lockstep(ros_context, ros_node):
+    """A WidowX simulator in lockstep (20 Hz control ticks, 30 s wait limit) on the probe's
+    executor; yields (sim, probe node, received joint states, now() from the received /clock)."""
+    vendor('interbotix_xs_msgs.msg')
     from openvla_ros.nodes.sim_node import SimNode  # noqa: PLC0415
 
     node, executor = ros_node
@@ -197,96 +198,79 @@ def test_lockstep_holds_the_clock_at_a_control_tick_until_the_arm_command_arrive
         node, Clock, '/clock', QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
     )
     states = _listen(node, JointState, '/wx250s/joint_states', 50)
-    pub = node.create_publisher(interbotix.JointGroupCommand, '/wx250s/commands/joint_group', 10)
     params = {'camera_rate': 0.0, 'control_rate': 20.0, 'lockstep_timeout': 30.0}
     sim = SimNode(
         context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
     )
-    executor.add_node(sim)  # its command subscription
+    executor.add_node(sim)  # its command subscriptions
 
     def now() -> float:
         return clocks[-1].clock.sec + clocks[-1].clock.nanosec * 1e-9 if clocks else -1.0
 
     try:
-        wait_for(lambda: states and pub.get_subscription_count() > 0, 30, 'the simulator')
-        q = list(states[-1].position[:6])
-        wait_for(lambda: now() >= 0.5, 30, 'the clock running free before any command')
-        pub.publish(interbotix.JointGroupCommand(name='arm', cmd=q))  # arms the lockstep
-        held = []
-        for _ in range(3):
-            wait_for(
-                lambda: sim.lockstep_waits > len(held) and now() == sim.sim_time,
-                30,
-                'the clock stopping at a control tick',
-            )
-            stopped = now()
-            time.sleep(1.0)  # 20 control periods of wall time: the clock must not move
-            assert now() == stopped, 'the clock ran past a control tick without its command'
-            assert round(stopped * 20.0, 6) == round(stopped * 20.0), stopped
-            held.append(stopped)
-            pub.publish(interbotix.JointGroupCommand(name='arm', cmd=q))
-            wait_for(lambda s=stopped: now() > s, 30, 'the clock moving on after the command')
-        assert sim.lockstep_timeouts == 0
-        assert np.allclose(np.diff(held), 0.05)  # one control period per command
+        yield sim, node, states, now
     finally:
         executor.remove_node(sim)
         sim.close()
         sim.destroy_node()
 
 
-def test_in_lockstep_a_gripper_command_takes_effect_with_the_next_arm_command(
-    ros_context, ros_node
-):
+def test_lockstep_holds_the_clock_at_a_control_tick_until_the_arm_command_arrives(lockstep):
+    interbotix = vendor('interbotix_xs_msgs.msg')
+    sim, node, states, now = lockstep
+    pub = node.create_publisher(interbotix.JointGroupCommand, '/wx250s/commands/joint_group', 10)
+    wait_for(lambda: states and pub.get_subscription_count() > 0, 30, 'the simulator')
+    q = list(states[-1].position[:6])
+    wait_for(lambda: now() >= 0.5, 30, 'the clock running free before any command')
+    pub.publish(interbotix.JointGroupCommand(name='arm', cmd=q))  # arms the lockstep
+    held = []
+    for _ in range(3):
+        wait_for(
+            lambda: sim.lockstep_waits > len(held) and now() == sim.sim_time,
+            30,
+            'the clock stopping at a control tick',
+        )
+        stopped = now()
+        time.sleep(1.0)  # 20 control periods of wall time: the clock must not move
+        assert now() == stopped, 'the clock ran past a control tick without its command'
+        assert round(stopped * 20.0, 6) == round(stopped * 20.0), stopped
+        held.append(stopped)
+        pub.publish(interbotix.JointGroupCommand(name='arm', cmd=q))
+        wait_for(lambda s=stopped: now() > s, 30, 'the clock moving on after the command')
+    assert sim.lockstep_timeouts == 0
+    assert np.allclose(np.diff(held), 0.05)  # one control period per command
+
+
+def test_in_lockstep_a_gripper_command_takes_effect_with_the_next_arm_command(lockstep):
     """The adapter sends a tick's gripper command after its arm command, and the lockstep waits
     for arm commands only: applied on arrival, the fingers moved at whatever physics step the
     command came in (0.2 mm of trajectory beside a CPU hog). It waits for the next arm command,
     the acknowledgement of the next control tick, and applies there, in every run alike."""
     interbotix = vendor('interbotix_xs_msgs.msg')
-    from openvla_ros.nodes.sim_node import SimNode  # noqa: PLC0415
-
-    node, executor = ros_node
-    clocks = _listen(
-        node, Clock, '/clock', QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
-    )
-    states = _listen(node, JointState, '/wx250s/joint_states', 50)
+    sim, node, states, now = lockstep
     arm = node.create_publisher(interbotix.JointGroupCommand, '/wx250s/commands/joint_group', 10)
     gripper = node.create_publisher(
         interbotix.JointSingleCommand, '/wx250s/commands/joint_single', 10
     )
-    params = {'camera_rate': 0.0, 'control_rate': 20.0, 'lockstep_timeout': 30.0}
-    sim = SimNode(
-        context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
-    )
-    executor.add_node(sim)
-
-    def now() -> float:
-        return clocks[-1].clock.sec + clocks[-1].clock.nanosec * 1e-9 if clocks else -1.0
 
     def finger_target() -> float:
         return sim.inspect(lambda world: float(world.data.ctrl[world._grip_act]))
 
-    try:
-        wait_for(
-            lambda: states and arm.get_subscription_count() and gripper.get_subscription_count(),
-            30,
-            'the simulator',
-        )
-        q = list(states[-1].position[:6])
-        arm.publish(interbotix.JointGroupCommand(name='arm', cmd=q))  # arms the lockstep
-        wait_for(
-            lambda: sim.lockstep_waits > 0 and now() == sim.sim_time, 30, 'a held control tick'
-        )
-        held, before = now(), finger_target()
-        gripper.publish(interbotix.JointSingleCommand(name='gripper', cmd=-250.0))  # close
-        time.sleep(1.0)  # the command has long arrived; the clock is held
-        assert now() == held and finger_target() == before, 'applied before its tick'
-        arm.publish(interbotix.JointGroupCommand(name='arm', cmd=q))
-        wait_for(lambda: finger_target() < before, 30, 'the gripper command applied')
-        assert sim.lockstep_timeouts == 0
-    finally:
-        executor.remove_node(sim)
-        sim.close()
-        sim.destroy_node()
+    wait_for(
+        lambda: states and arm.get_subscription_count() and gripper.get_subscription_count(),
+        30,
+        'the simulator',
+    )
+    q = list(states[-1].position[:6])
+    arm.publish(interbotix.JointGroupCommand(name='arm', cmd=q))  # arms the lockstep
+    wait_for(lambda: sim.lockstep_waits > 0 and now() == sim.sim_time, 30, 'a held control tick')
+    held, before = now(), finger_target()
+    gripper.publish(interbotix.JointSingleCommand(name='gripper', cmd=-250.0))  # close
+    time.sleep(1.0)  # the command has long arrived; the clock is held
+    assert now() == held and finger_target() == before, 'applied before its tick'
+    arm.publish(interbotix.JointGroupCommand(name='arm', cmd=q))
+    wait_for(lambda: finger_target() < before, 30, 'the gripper command applied')
+    assert sim.lockstep_timeouts == 0
 
 
 def _command_line(spec, profile: str, extra: dict) -> list[str]:
