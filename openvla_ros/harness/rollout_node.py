@@ -28,6 +28,7 @@ from openvla_ros.msgio.topics import (
     SAFE_EE_TARGET,
     SAFETY_STATUS,
 )
+from openvla_ros.nodes._common import stamp_to_sec
 from openvla_ros.nodes._conversions import InvalidPoseError, joint_positions, pose_to_matrix
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -120,7 +121,7 @@ class RolloutNode(Node):
         """[s] When a message's data holds: its stamp in simulated time (a message handled a tick
         late on a loaded machine keeps its tick), else the receipt time ``now()``."""
         if self.get_clock().ros_time_is_active:
-            return header.stamp.sec + header.stamp.nanosec * 1e-9
+            return stamp_to_sec(header.stamp)
         return self.now()
 
     def instruct(self, text: str) -> None:

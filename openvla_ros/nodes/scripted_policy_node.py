@@ -35,7 +35,7 @@ from openvla_ros.msgio.topics import (
     OBJECT_POSES,
     POLICY_STATUS,
 )
-from openvla_ros.nodes._common import declare_params, Param, run_node
+from openvla_ros.nodes._common import declare_params, Param, run_node, stamp_to_sec
 from openvla_ros.nodes._conversions import InvalidPoseError, pose_to_matrix
 
 PARAMS = (
@@ -123,8 +123,7 @@ class ScriptedPolicyNode(Node):
         except InvalidPoseError:
             return  # the simulator never sends one; keep the last complete set of objects
         if objects:
-            stamp = msg.markers[0].header.stamp
-            self._object_history.append((stamp.sec + stamp.nanosec * 1e-9, objects))
+            self._object_history.append((stamp_to_sec(msg.markers[0].header.stamp), objects))
 
     @property
     def _objects(self) -> dict[str, np.ndarray]:
