@@ -211,6 +211,7 @@ def build_graph(args: GraphArgs, profile: Profile | None = None) -> list[NodeSpe
                 'openvla_ros.nodes.scripted_policy_node',
                 'ScriptedPolicyNode',
                 parameters=_drop_empty({'task': args.task}),
+                remappings=((NODE_JOINT_STATES, joint_states),),
             )
         )
     else:

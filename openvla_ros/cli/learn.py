@@ -51,6 +51,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--noise-probability', type=float, default=0.3, help='share of perturbed expert ticks'
     )
     parser.add_argument(
+        '--expert-plan-from',
+        default='measured',
+        choices=('measured', 'target'),
+        help='the expert plans each tick on the measured pose, as the camera shows it '
+        '(default), or open loop on the commanded target, which the arm lags',
+    )
+    parser.add_argument(
+        '--expert-speed',
+        type=float,
+        nargs=2,
+        default=(0.04, 0.15),
+        metavar=('M', 'RAD'),
+        help="the expert's largest step per tick (translation per axis, rotation)",
+    )
+    parser.add_argument(
+        '--expert-gain',
+        type=float,
+        default=0.4,
+        help='planned on the measured pose: share of the way to the waypoint per tick',
+    )
+    parser.add_argument(
         '--model-size',
         default='small',
         choices=('micro', 'small', 'small224', 'medium'),
@@ -126,6 +147,9 @@ def main(args: argparse.Namespace) -> int:
             demos=args.demos,
             noise=tuple(args.noise),
             noise_probability=args.noise_probability,
+            expert_plan_from=args.expert_plan_from,
+            expert_speed=tuple(args.expert_speed),
+            expert_gain=args.expert_gain,
             model_size=args.model_size,
             steps=args.steps,
             batch_size=args.batch_size,

@@ -5,7 +5,8 @@ or evaluation) runs through the full ROS stack in this process (`openvla_ros.har
 real time. Stages and what they leave in OUT:
 
 1. demos: `bags/demo_seed<S>/` MCAP bags of the scripted expert with DART noise on its executed
-   actions (clean labels on `/openvla/expert_action`); only successful episodes are used.
+   actions (clean labels on `/openvla/expert_action`); only successful episodes are used. The
+   expert plans each tick on the measured pose (`expert_plan_from`), the pose its frames show.
 2. dataset: `dataset/` (`openvla-ros record` format) built from the labels.
 3. base: `base/`, a randomly initialised small OpenVLA (`small_model.py`).
 4. train: `train/`, full-parameter training with step checkpoints (`finetune --full`).
@@ -54,6 +55,13 @@ class LearnConfig:
         demos: expert episodes to record (failed ones are recorded but not trained on).
         noise: DART noise std of the executed actions (translation m, rotation rad).
         noise_probability: share of expert ticks that are perturbed.
+        expert_plan_from: 'measured': the expert plans each tick on the measured pose, which
+            the camera shows; 'target': open loop on the commanded target, which the arm (and
+            so every frame) lags by about a step, so the labels of moving frames depend on
+            what the frame cannot show (the step before, and its DART noise).
+        expert_speed: the expert's largest step per tick (translation m per axis, rotation rad).
+        expert_gain: planned on the measured pose, the share of the way to its waypoint the
+            expert asks for per tick (the arm lags about a tick; 1 would overshoot for ever).
         model_size: a name in `SMALL_SPECS`.
         steps: optimizer steps.
         batch_size: samples per step.
@@ -73,9 +81,9 @@ class LearnConfig:
             a scripted expert they are commands (settle above the block, wait for the gripper),
             not the idle frames of teleoperation that OpenVLA's zero-action filter (False)
             removes; without them the model has never seen "stop here", and moves on.
-        use_failed_demos: also train on expert episodes that failed (for smoke tests: the
-            expert plans from its own commanded target, so where the arm did not follow, e.g.
-            during a safety hold, its labels no longer match the frames).
+        use_failed_demos: also train on expert episodes that failed (for smoke tests: a
+            failed episode's labels lead nowhere, e.g. the open-loop expert's after a safety
+            hold, where the arm no longer followed its target).
         device: training device, 'cpu' or 'cuda[:N]' (episodes always run here, on the CPU).
         workers: batch-building processes of the training (-1: `FinetuneConfig`'s choice).
         stop_after: '' (run every stage) or the last stage to run: 'demos', 'dataset', 'train'
@@ -88,6 +96,9 @@ class LearnConfig:
     demos: int = 80
     noise: tuple[float, float] = (0.006, 0.03)
     noise_probability: float = 0.3
+    expert_plan_from: str = 'measured'
+    expert_speed: tuple[float, float] = (0.04, 0.15)
+    expert_gain: float = 0.4
     model_size: str = 'small'
     steps: int = 1500
     batch_size: int = 16
@@ -123,6 +134,16 @@ class LearnConfig:
         self.noise = (float(self.noise[0]), float(self.noise[1]))
         if min(self.noise) < 0:
             raise ValueError(f'noise must be >= 0, got {self.noise}')
+        if self.expert_plan_from not in ('measured', 'target'):
+            raise ValueError(
+                f"expert_plan_from must be 'measured' or 'target', got {self.expert_plan_from!r}"
+            )
+        self.expert_speed = (float(self.expert_speed[0]), float(self.expert_speed[1]))
+        if not (0 < self.expert_speed[0] <= 0.05 and 0 < self.expert_speed[1] <= 0.25):
+            raise ValueError(f'expert_speed must be in (0, 0.05] m and (0, 0.25] rad, got '
+                             f'{self.expert_speed}')
+        if not 0.05 <= self.expert_gain <= 1.0:
+            raise ValueError(f'expert_gain must be in [0.05, 1], got {self.expert_gain}')
         if not self.unnorm_key:
             self.unnorm_key = f'sim_{self.task}'
         ranges = seed_ranges(self)
@@ -157,10 +178,16 @@ class _State:
         if self.path.is_file():
             self.data = json.loads(self.path.read_text())
             saved = dict(self.data.get('settings', {}))
+            if self.data.get('demos') and 'expert_plan_from' not in saved:
+                # recorded before the option existed: by the open-loop expert at full speed
+                saved.update(expert_plan_from='target', expert_speed=[0.05, 0.15])
             now = config.to_dict()
             # settings that shaped a stage already run must not change (a stage not yet run
             # may still get other settings, e.g. another batch size for a GPU machine)
-            keys = ['profile', 'task', 'noise', 'noise_probability']
+            keys = [
+                'profile', 'task', 'noise', 'noise_probability', 'expert_plan_from',
+                'expert_speed', 'expert_gain',
+            ]  # fmt: skip
             if (out / 'dataset').exists():  # until then --demos may grow or shrink the set
                 keys += ['demos', 'model_size', 'keep_still']  # frames at the model's side
             if (out / 'train').exists():
@@ -239,6 +266,9 @@ def record_demos(config: LearnConfig, out: Path, state: _State, say: Callable) -
                 noise=config.noise,
                 noise_probability=config.noise_probability,
                 noise_seed=seed,
+                expert_speed=config.expert_speed,
+                expert_plan_from=config.expert_plan_from,
+                expert_gain=config.expert_gain,
             )
             done[str(seed)] = {'success': bool(result.success), 'bag': bag.name}
             state.save()
@@ -533,6 +563,13 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
         'model_size': config.model_size,
         'demonstrations_recorded': len(demos),
         'demonstrations_used': used,
+        'expert': {
+            'plan_from': config.expert_plan_from,
+            'speed': list(config.expert_speed),
+            'gain': config.expert_gain,
+            'noise': list(config.noise),
+            'noise_probability': config.noise_probability,
+        },
         'dataset': data.get('dataset'),
         'training_steps': config.steps,
         'training': recipe,
@@ -556,6 +593,11 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
         '| what | value |',
         '|---|---|',
         f'| demonstrations (successful / recorded) | {used} / {len(demos)} |',
+        f'| expert | planned on the {config.expert_plan_from} pose, steps up to '
+        f'{config.expert_speed[0]:g} m / {config.expert_speed[1]:g} rad at gain '
+        f'{config.expert_gain:g}, DART noise '
+        f'{config.noise[0]:g} m / {config.noise[1]:g} rad on {config.noise_probability:g} '
+        'of the ticks |',
         f'| dataset steps | {(data.get("dataset") or {}).get("steps")} |',
         f'| model | {config.model_size} ({data.get("train", {}).get("parameters")} parameters) |',
         f'| training steps (best) | {config.steps} ({data.get("best_step")}) |',

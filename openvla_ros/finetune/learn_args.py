@@ -22,7 +22,7 @@ _OPTIONS = {
     'bin_sigma': '--bin-sigma',
     'select_episodes': '--select-episodes', 'eval_episodes': '--eval-episodes',
     'demo_seed': '--demo-seed', 'select_seed': '--select-seed', 'eval_seed': '--eval-seed',
-    'seed': '--seed',
+    'seed': '--seed', 'expert_plan_from': '--expert-plan-from', 'expert_gain': '--expert-gain',
 }  # fmt: skip
 
 
@@ -35,6 +35,8 @@ def learn_arguments(run: Path, overrides: dict[str, str]) -> list[str]:
         if key in settings and option not in overrides:
             args += [option, str(settings[key])]
     args += ['--noise', *(str(v) for v in settings['noise'])]
+    if 'expert_speed' in settings:
+        args += ['--expert-speed', *(str(v) for v in settings['expert_speed'])]
     if settings.get('use_failed_demos'):
         args.append('--use-failed-demos')
     if not settings.get('keep_still', True):

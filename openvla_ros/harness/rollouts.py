@@ -61,6 +61,10 @@ class RolloutConfig:
     noise: tuple[float, float] = (0.0, 0.0)  # scripted: DART noise std (translation m, rot rad)
     noise_probability: float = 0.5
     noise_seed: int = 0
+    # scripted: the expert's largest step per tick (translation m per axis, rotation rad)
+    expert_speed: tuple[float, float] = (0.05, 0.15)
+    expert_plan_from: str = 'target'  # scripted: 'target' (open loop) or 'measured'
+    expert_gain: float = 0.4  # scripted, planned on the measured pose: share of the way per tick
     startup_timeout: float = 120.0
     # None: a private domain (openvla_ros.harness.runner.private_domain_id)
     domain_id: int | None = None
@@ -110,6 +114,10 @@ def _overrides(cfg: RolloutConfig, robot: str) -> dict[str, dict[str, Any]]:
             'noise_rotation': float(cfg.noise[1]),
             'noise_probability': float(cfg.noise_probability),
             'noise_seed': int(cfg.noise_seed),
+            'max_translation': float(cfg.expert_speed[0]),
+            'max_rotation': float(cfg.expert_speed[1]),
+            'plan_from': cfg.expert_plan_from,
+            'gain': float(cfg.expert_gain),
         }
     else:
         policy = {

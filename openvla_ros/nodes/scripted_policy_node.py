@@ -6,6 +6,13 @@ deltas on the same topic as the model, so its actions go through the rate limite
 monitor, IK and the adapter like any other policy's. It needs ``sim:=true`` (true poses exist only
 there).
 
+By default (``plan_from`` 'target') it plans open loop on its own integrated target, which the
+deltas reach exactly; the arm follows that target about a step behind (servo lag), so a frame
+shows the arm where the target was, not where it is. With ``plan_from`` 'measured' it plans each
+tick on the measured pose (forward kinematics of the joint states), a share ``gain`` of the way
+per tick: its labels are then a function of what the camera shows, which is what a policy that
+sees only the camera can learn (``openvla-ros learn`` records with it).
+
 With ``noise_translation`` / ``noise_rotation`` > 0 it injects DART-style noise: on a share
 ``noise_probability`` of the ticks the *executed* action gets Gaussian noise, while the expert
 keeps planning from the perturbed target, so the arm visits the states a learner's errors lead
@@ -21,17 +28,19 @@ import math
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from openvla_ros.control import apply_delta
-from openvla_ros.control.kinematics import KNOWN_ARMS
+from openvla_ros.control.kinematics import get_kinematics, KNOWN_ARMS
 from openvla_ros.msg import ActionChunk, EndEffectorTarget, PolicyStatus
 from openvla_ros.msgio.topics import (
     ACTION_CHUNK,
     EE_TARGET,
     EXPERT_ACTION,
     INSTRUCTION,
+    NODE_JOINT_STATES,
     OBJECT_POSES,
     POLICY_STATUS,
 )
@@ -71,6 +80,42 @@ PARAMS = (
         high=1.0,
     ),
     Param('noise_seed', 0, 'Seed of the DART noise.', low=0, high=2**31 - 1),
+    Param(
+        'max_translation',
+        0.05,
+        'Largest translation per tick and axis [m] (Bridge bound 0.05; the WidowX '
+        "profile's limiter moves at most 0.2 m/s, 0.04 m per 5 Hz tick).",
+        low=0.001,
+        high=0.05,
+    ),
+    Param(
+        'max_rotation',
+        0.15,
+        'Largest rotation per tick [rad] (Bridge bound 0.25 per Euler angle).',
+        low=0.01,
+        high=0.25,
+    ),
+    Param(
+        'plan_from',
+        'target',
+        "'target': plan open loop on the commanded target (exact, but the arm and so the "
+        "camera lag it by about a step); 'measured': plan each tick on the measured pose "
+        '(forward kinematics of joint_states), as a policy that sees only the camera must.',
+        choices=('target', 'measured'),
+    ),
+    Param(
+        'gain',
+        0.4,
+        "plan_from 'measured': share of the remaining way asked for per tick (the arm lags "
+        'the target by about a tick; 1 would overshoot).',
+        low=0.05,
+        high=1.0,
+    ),
+    Param(
+        'settle',
+        [0.006, 0.05],
+        "plan_from 'measured': [m, rad] within which a measured pose has reached a waypoint.",
+    ),
 )
 
 #: Clean expert labels (one ActionChunk per tick), read by `RecordConfig.label_topic`.
@@ -91,8 +136,17 @@ class ScriptedPolicyNode(Node):
         from openvla_ros.sim.expert import ScriptedExpert  # noqa: PLC0415 - pulls in mujoco
 
         self.expert = ScriptedExpert(
-            self.p['task'], self.p['robot'], place_offset=tuple(self.p['place_offset'])
+            self.p['task'],
+            self.p['robot'],
+            place_offset=tuple(self.p['place_offset']),
+            max_translation=self.p['max_translation'],
+            max_rotation=self.p['max_rotation'],
+            **self._feedback_settings(),
         )
+        self._measured = self.p['plan_from'] == 'measured'
+        self._kinematics = get_kinematics(self.p['robot']) if self._measured else None
+        # (stamp [s], arm joint positions) of the latest joint states (plan_from 'measured')
+        self._joint_history: deque[tuple[float, np.ndarray]] = deque(maxlen=16)
         # (stamp [s], poses) of the latest object-pose messages; a tick plans on the newest one
         # stamped before it (see _objects)
         self._object_history: deque[tuple[float, dict[str, np.ndarray]]] = deque(maxlen=8)
@@ -108,6 +162,10 @@ class ScriptedPolicyNode(Node):
             MarkerArray, OBJECT_POSES, self.on_object_poses, 10
         )
         self.create_subscription(String, INSTRUCTION, self.on_instruction, reliable)
+        if self._measured:
+            self.create_subscription(
+                JointState, NODE_JOINT_STATES, self.on_joint_states, 10
+            )
         self.create_subscription(
             EndEffectorTarget, EE_TARGET, self.on_ee_target, reliable
         )
@@ -124,6 +182,31 @@ class ScriptedPolicyNode(Node):
             return  # the simulator never sends one; keep the last complete set of objects
         if objects:
             self._object_history.append((stamp_to_sec(msg.markers[0].header.stamp), objects))
+
+    def _feedback_settings(self) -> dict[str, object]:
+        if self.p['plan_from'] != 'measured':
+            return {}
+        settle = [float(v) for v in self.p['settle']]
+        if len(settle) != 2:
+            raise ValueError(f'settle must be [m, rad], got {settle!r}')
+        return {'gain': self.p['gain'], 'settle': (settle[0], settle[1])}
+
+    def on_joint_states(self, msg: JointState) -> None:
+        names = list(msg.name)
+        try:
+            q = np.array([msg.position[names.index(n)] for n in self._kinematics.joint_names])
+        except (ValueError, IndexError):
+            return  # another arm's or the gripper's states
+        if np.all(np.isfinite(q)):
+            self._joint_history.append((stamp_to_sec(msg.header.stamp), q))
+
+    @property
+    def _measured_pose(self) -> np.ndarray | None:
+        """Forward kinematics of the newest joint states stamped before this instant (the
+        same rule as ``_objects``, for the same reason)."""
+        now = self.get_clock().now().nanoseconds * 1e-9
+        q = next((q for t, q in reversed(self._joint_history) if t < now - 1e-6), None)
+        return None if q is None else self._kinematics.fk(q)
 
     @property
     def _objects(self) -> dict[str, np.ndarray]:
@@ -163,13 +246,19 @@ class ScriptedPolicyNode(Node):
         if not self._instruction or not objects or self._commanded is None:
             self._publish_status('waiting for ' + ', '.join(self._missing()))
             return
-        if self._target is not None and self._lost_track():
+        measured = self._measured_pose if self._measured else None
+        if self._measured and measured is None:
+            self._publish_status('waiting for joint states')
+            return
+        if self._target is not None and not self._measured and self._lost_track():
             self._target = None
         if self._target is None:
             self._target = self._commanded.copy()
-            self.expert.reset(objects, self._target)
+            self.expert.reset(objects, self._target if measured is None else measured)
         dt = 1.0 / self.p['policy_rate']
-        labels = self.expert.next_chunk(objects, self._target, self.p['chunk_size'])
+        labels = self.expert.next_chunk(
+            objects, self._target if measured is None else measured, self.p['chunk_size']
+        )
         actions = self._perturb(labels)
         for action in actions:
             self._target = apply_delta(self._target, action)

@@ -35,6 +35,11 @@ _DOWN = {
     'panda': Rotation.from_euler('x', math.pi).as_matrix(),
     'fr3': Rotation.from_euler('x', math.pi).as_matrix(),
 }
+# A measured pose that has come no closer than STALL_PROGRESS [m] to its waypoint for STALL_TICKS
+# ticks, within STALL_DISTANCE [m] of it, has reached it (see ScriptedExpert._reached).
+STALL_PROGRESS = 0.001
+STALL_TICKS = 3
+STALL_DISTANCE = 0.02
 # how far the finger pads reach below the TCP; grasps keep the tips this much above the table
 _TIP_BELOW_TCP = {'wx250s': 0.01, 'panda': 0.01, 'fr3': 0.01}
 # yaw symmetry of the grasp for each object kind (a block can be grasped every 90 degrees)
@@ -74,6 +79,12 @@ class ScriptedExpert:
         max_translation: largest translation per step and axis [m] (Bridge bound 0.05).
         slow_translation: translation cap [m] while the remaining reorientation to the
             waypoint exceeds ``slow_below_angle`` [rad].
+        gain: share of the remaining way to the waypoint asked for in one step (before the
+            caps). 1 plans open loop on the commanded target, which the deltas reach exactly.
+            Planned on the *measured* pose, which lags the commanded target by about a step,
+            a full step would overshoot; a gain of about 0.5 converges.
+        settle: (translation [m], rotation [rad]) within which a waypoint counts as reached;
+            (0, 0) asks for it exactly (open loop). A measured pose needs a tolerance.
 
     Raises:
         ValueError: unknown task/robot or a malformed offset.
@@ -91,6 +102,8 @@ class ScriptedExpert:
         max_rotation: float = 0.15,
         slow_translation: float = 0.02,
         slow_below_angle: float = 0.3,
+        gain: float = 1.0,
+        settle: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.task = get_task(task, robot) if isinstance(task, str) else task
         self.robot = self.task.robot
@@ -109,6 +122,12 @@ class ScriptedExpert:
             )
         if not 0.0 < self.max_rotation <= MAX_DRPY:
             raise ValueError(f'max_rotation must be in (0, {MAX_DRPY}], got {max_rotation!r}')
+        self.gain = float(gain)
+        if not 0.0 < self.gain <= 1.0:
+            raise ValueError(f'gain must be in (0, 1], got {gain!r}')
+        self.settle = (float(settle[0]), float(settle[1]))
+        if not (min(self.settle) >= 0.0 and all(map(math.isfinite, self.settle))):
+            raise ValueError(f'settle must be two finite numbers >= 0, got {settle!r}')
         names = ['approach', 'descend', 'close', 'lift']
         if self.task.place is not None:
             names += ['carry', 'lower', 'release', 'retreat']
@@ -129,6 +148,7 @@ class ScriptedExpert:
         self._index = 0
         self._waypoint: np.ndarray | None = None
         self._dwell_left = 0
+        self._closest, self._stalled = math.inf, 0  # progress toward the waypoint (settle)
         self._grasp_pose: np.ndarray | None = None
         self._in_hand = np.zeros(3)
         self._start: np.ndarray | None = None
@@ -268,19 +288,45 @@ class ScriptedExpert:
             return min(self.max_translation, self.slow_translation)
         return self.max_translation
 
+    def _toward(self, current: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """The pose ``gain`` of the way from ``current`` to ``goal`` (``goal`` at gain 1)."""
+        if self.gain >= 1.0:
+            return goal
+        out = goal.copy()
+        out[:3, 3] = current[:3, 3] + self.gain * (goal[:3, 3] - current[:3, 3])
+        turn = Rotation.from_matrix(goal[:3, :3] @ current[:3, :3].T).as_rotvec()
+        out[:3, :3] = Rotation.from_rotvec(self.gain * turn).as_matrix() @ current[:3, :3]
+        return out
+
+    def _reached(self, current: np.ndarray, goal: np.ndarray, delta: np.ndarray) -> bool:
+        """At the waypoint: exactly (open loop), or within ``settle`` of it, or stalled
+        within ``STALL_DISTANCE`` of it for ``STALL_TICKS`` ticks: the fingers rest on the table
+        or the object there, and a measured pose gets no closer however far the target goes."""
+        if self.settle == (0.0, 0.0):
+            return bool(np.max(np.abs(delta)) < 1e-6)
+        off = float(np.linalg.norm(goal[:3, 3] - current[:3, 3]))
+        turn = Rotation.from_matrix(goal[:3, :3] @ current[:3, :3].T).magnitude()
+        if off < self._closest - STALL_PROGRESS:
+            self._closest, self._stalled = off, 0
+        else:
+            self._stalled += 1
+        stalled = self._stalled >= STALL_TICKS and off <= STALL_DISTANCE
+        return (off <= self.settle[0] or stalled) and turn <= self.settle[1]
+
     def _step(self, poses: dict[str, np.ndarray], current: np.ndarray) -> np.ndarray:
         for _ in range(len(self._phases) + 1):
             phase = self._phases[self._index]
             if self._waypoint is None:
                 self._waypoint = self._plan(phase.name, poses, current)
                 self._dwell_left = phase.dwell
+                self._closest, self._stalled = math.inf, 0
             delta = self.delta_toward(
                 current,
-                self._waypoint,
+                self._toward(current, self._waypoint),
                 self.max_rotation,
                 self._translation_cap(current, self._waypoint),
             )
-            at_goal = np.max(np.abs(delta)) < 1e-6
+            at_goal = self._reached(current, self._waypoint, delta)
             if not at_goal or phase.name == 'done':
                 break
             if self._dwell_left > 0:

@@ -35,6 +35,11 @@ def test_learn_records_trains_selects_evaluates_and_reports(tmp_path: Path, caps
         'pos_embed_init': 'sincos',
     }  # fmt: skip
     assert 'bin_sigma 3' in (out / 'report.md').read_text()
+    # learn's expert plans on the measured pose, the one its frames show
+    assert report['expert'] == {
+        'plan_from': 'measured', 'speed': [0.04, 0.15], 'gain': 0.4, 'noise': [0.006, 0.03],
+        'noise_probability': 0.3,
+    }  # fmt: skip
     evaluation = report['evaluation']
     assert evaluation['episodes'] == 1 and 0.0 <= evaluation['success_rate'] <= 1.0
     assert evaluation['ci95'][0] <= evaluation['success_rate'] <= evaluation['ci95'][1]
@@ -62,6 +67,9 @@ def test_learn_refuses_an_output_of_other_settings(tmp_path: Path, capsys) -> No
     (out / 'learn.json').write_text(json.dumps({'settings': {'task': 'carrot_on_plate'}}))
     assert cli([*SMOKE, '--out', str(out)]) == 1
     assert 'other settings (task)' in capsys.readouterr().err
+    (out / 'learn.json').write_text(json.dumps({'settings': {'expert_plan_from': 'target'}}))
+    assert cli([*SMOKE, '--out', str(out)]) == 1
+    assert 'other settings (expert_plan_from)' in capsys.readouterr().err
 
 
 def test_learn_refuses_overlapping_seed_ranges(tmp_path: Path, capsys) -> None:

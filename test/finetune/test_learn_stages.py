@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from openvla_ros.finetune.learn import _State, LearnConfig, train
 
 
@@ -73,3 +75,48 @@ def test_gpu_learn_carries_dropped_still_labels_to_the_learn_command(tmp_path: P
     kept.mkdir()
     _State(kept, LearnConfig(out=str(kept)))
     assert '--drop-still-labels' not in learn_arguments(kept, {})
+
+
+def test_gpu_learn_carries_the_expert_settings_to_the_learn_command(tmp_path: Path) -> None:
+    """A GPU machine's `learn` must name the expert the demonstrations were recorded with, or
+    the resumed run refuses the output (learn.json's settings differ)."""
+    from openvla_ros.finetune.learn_args import learn_arguments
+
+    out = tmp_path / 'run'
+    out.mkdir()
+    config = LearnConfig(
+        out=str(out), expert_plan_from='target', expert_speed=(0.02, 0.1), expert_gain=0.3
+    )
+    _State(out, config)
+    args = learn_arguments(out, {})
+    assert args[args.index('--expert-plan-from') + 1] == 'target'
+    i = args.index('--expert-speed')
+    assert args[i + 1 : i + 3] == ['0.02', '0.1']
+    assert args[args.index('--expert-gain') + 1] == '0.3'
+
+
+@pytest.mark.parametrize(
+    'field,value',
+    [('expert_plan_from', 'camera'), ('expert_speed', (0.06, 0.1)), ('expert_gain', 0.0)],
+)
+def test_learn_config_refuses_a_bad_expert(field, value) -> None:
+    with pytest.raises(ValueError, match=field):
+        LearnConfig(**{field: value})
+
+
+def test_a_run_recorded_before_the_expert_option_keeps_its_open_loop_expert(
+    tmp_path: Path,
+) -> None:
+    """learn.json of an older run has demonstrations but no expert setting: they were
+    recorded open loop at full speed, and resuming it with today's default would mix experts."""
+    import json
+
+    out = tmp_path / 'run'
+    out.mkdir()
+    settings = LearnConfig(out=str(out)).to_dict()
+    del settings['expert_plan_from'], settings['expert_speed'], settings['expert_gain']
+    state = {'settings': settings, 'demos': {'1000': {'success': True, 'bag': 'demo_seed1000'}}}
+    (out / 'learn.json').write_text(json.dumps(state))
+    with pytest.raises(ValueError, match='expert_plan_from, expert_speed'):
+        _State(out, LearnConfig(out=str(out)))
+    _State(out, LearnConfig(out=str(out), expert_plan_from='target', expert_speed=(0.05, 0.15)))

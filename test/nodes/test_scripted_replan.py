@@ -4,12 +4,15 @@ elsewhere, and the expert must re-plan from there instead of closing the gripper
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from builtin_interfaces.msg import Time as StampMsg
 import numpy as np
 import pytest
 from rclpy.clock import ClockType
 from rclpy.parameter import Parameter
 from rclpy.time import Time
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -17,7 +20,7 @@ from openvla_ros.msg import EndEffectorTarget
 from openvla_ros.nodes._conversions import matrix_to_pose
 
 
-def _node(ros_context):
+def _node(ros_context, *extra: Parameter):
     from openvla_ros.nodes.scripted_policy_node import ScriptedPolicyNode  # noqa: PLC0415
     from openvla_ros.sim.world import SimWorld  # noqa: PLC0415
 
@@ -28,6 +31,7 @@ def _node(ros_context):
         parameter_overrides=[
             Parameter('task', value='lift_block'),
             Parameter('robot', value='wx250s'),
+            *extra,
         ],
     )
     markers = MarkerArray()
@@ -112,3 +116,51 @@ def test_the_expert_plans_on_the_newest_object_poses_stamped_before_its_tick(ros
         assert np.isclose(node._objects[name][0, 3], objects[name][0, 3] + 0.02)
     finally:
         node.destroy_node()
+
+
+def _sim_clock(node, seconds: float) -> None:
+    clock = node.get_clock()
+    clock._set_ros_time_is_active(True)  # simulated time, as under use_sim_time
+    clock.set_ros_time_override(Time(seconds=seconds, clock_type=ClockType.ROS_TIME))
+
+
+def test_planned_on_the_measured_pose_the_labels_follow_the_arm_not_the_target(ros_context):
+    """plan_from 'measured' (learn's expert): each label is planned on the forward kinematics
+    of the newest joint states stamped before the tick, which is what the camera shows, not on
+    the commanded target the arm lags."""
+    from openvla_ros.control.kinematics import get_kinematics  # noqa: PLC0415
+    from openvla_ros.sim.expert import ScriptedExpert  # noqa: PLC0415
+
+    node, start = _node(ros_context, Parameter('plan_from', value='measured'))
+    labels = []
+    node._label_pub = SimpleNamespace(publish=labels.append)
+    try:
+        kin = get_kinematics('wx250s')
+        objects = dict(node._objects)
+        ahead = start.copy()
+        ahead[0, 3] += 0.03  # the limiter's target, 3 cm ahead of the arm
+        node.on_ee_target(_target(ahead, hold=False))
+        _sim_clock(node, 1.2)
+        node.on_policy_timer()
+        assert labels == [], 'no joint states yet: it waits'
+        q_then = kin.ik(start, np.zeros(6)).q
+        q_tick = kin.ik(ahead, q_then).q  # stamped at the tick itself: not used by this tick
+        names = list(kin.joint_names) + ['left_finger']
+        node.on_joint_states(_joints(names, [*q_then, 0.03], 1.1))
+        node.on_joint_states(_joints(names, [*q_tick, 0.03], 1.2))
+        node.on_policy_timer()
+        expert = ScriptedExpert('lift_block', gain=0.4, settle=(0.006, 0.05))
+        expert.reset(objects, kin.fk(q_then))
+        label = np.array(labels[0].actions)
+        np.testing.assert_allclose(label, expert.next_chunk(objects, kin.fk(q_then))[0])
+        from_target = ScriptedExpert('lift_block', gain=0.4, settle=(0.006, 0.05))
+        from_target.reset(objects, ahead)
+        assert not np.allclose(label, from_target.next_chunk(objects, ahead)[0], atol=1e-3)
+    finally:
+        node.destroy_node()
+
+
+def _joints(names: list[str], positions: list[float], seconds: float) -> JointState:
+    msg = JointState(name=names, position=[float(p) for p in positions])
+    msg.header.stamp = StampMsg(sec=int(seconds), nanosec=round(seconds % 1 * 1e9))
+    return msg

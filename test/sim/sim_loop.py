@@ -35,11 +35,14 @@ def run_expert_episode(
     seed: int,
     max_steps: int | None = None,
     ik_dt: float | None = POLICY_DT,
+    plan_on_measured: bool = False,
 ) -> RolloutResult:
     """One 5 Hz episode: apply each delta to the previous target, IK, step, check success.
 
     Like the robot pipeline, the IK rejects solutions faster than the joint velocity limit over
     one policy period (``ik_dt``; None disables that check) and keeps the last joints then.
+    With ``plan_on_measured`` the expert plans on the measured pose (FK of the joint positions,
+    which lag the commanded ones) while its deltas still apply to the commanded target.
     """
     kin = get_control_kinematics(world.robot)
     world.reset(seed=seed)
@@ -50,7 +53,8 @@ def run_expert_episode(
     limit = task.max_steps if max_steps is None else max_steps
     phases, ik_failures = [], 0
     for step in range(1, limit + 1):
-        action = expert.next_chunk(world.object_poses(), target)[0]
+        planned_on = kin.fk(world.arm_q()) if plan_on_measured else target
+        action = expert.next_chunk(world.object_poses(), planned_on)[0]
         phases.append(expert.phase)
         target = apply_action(target, action)
         result = kin.ik(target, q_cmd, dt=ik_dt)

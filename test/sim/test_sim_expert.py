@@ -83,6 +83,11 @@ def test_bad_expert_arguments():
         ScriptedExpert('lift_block', max_translation=0.0)
     with pytest.raises(ValueError):
         ScriptedExpert('lift_block').reset({}, np.eye(3))
+    for gain in (0.0, 1.5, float('nan')):
+        with pytest.raises(ValueError, match='gain'):
+            ScriptedExpert('lift_block', gain=gain)
+    with pytest.raises(ValueError, match='settle'):
+        ScriptedExpert('lift_block', settle=(-0.001, 0.05))
 
 
 def test_chunks_equal_single_steps():
@@ -133,6 +138,72 @@ def test_expert_succeeds_in_closed_loop(name, robot):
         ]
     assert all(r.success for r in results), results
     assert all(r.steps <= world.task.max_steps for r in results)
+
+
+def _lagging_arm_episode(expert: ScriptedExpert, poses, steps: int = 60, floor: float = -1.0):
+    """The expert plans on a measured pose one tick behind the commanded target (a little more
+    lag than the simulated WidowX's servos at 5 Hz), held above ``floor`` [m] (fingers resting
+    on something); returns the commanded targets and the phases."""
+    target = _start_target()
+    measured = target.copy()
+    expert.reset(poses, measured)
+    targets, phases = [], []
+    for _ in range(steps):
+        action = expert.next_chunk(poses, measured)[0]
+        measured, target = target.copy(), apply_action(target, action)
+        measured[2, 3] = max(measured[2, 3], floor)
+        targets.append(target)
+        phases.append(expert.phase)
+    return np.array(targets), phases
+
+
+def test_expert_planned_on_a_lagging_arm_needs_its_gain():
+    """Planned on a pose that lags a tick, full steps (gain 1) overshoot the hover waypoint
+    back and forth for ever (as an image policy copying the open-loop labels would); gain 0.3
+    settles, descends no further than the grasp and finishes the plan."""
+    with SimWorld('wx250s', task='lift_block', seed=3) as world:
+        poses = world.object_poses()
+    grasp_z = ScriptedExpert('lift_block')._grasp(poses, _start_target())[2, 3]
+    eager, eager_phases = _lagging_arm_episode(
+        ScriptedExpert('lift_block', gain=1.0, settle=(0.006, 0.05)), poses
+    )
+    damped, damped_phases = _lagging_arm_episode(
+        ScriptedExpert('lift_block', gain=0.3, settle=(0.006, 0.05)), poses
+    )
+    late = eager[-20:, 2, 3]
+    assert late.max() - late.min() > 0.05  # still swinging after 40 ticks
+    assert 'lift' not in eager_phases
+    assert grasp_z - damped[:, 2, 3].min() < 0.005
+    assert damped_phases[-1] == 'done'
+    assert 'lift' in damped_phases
+
+
+def test_expert_planned_on_the_measured_pose_closes_where_the_arm_stalls():
+    """Fingers resting on the object 1 cm above the grasp pose: the measured pose never gets
+    within the settle tolerance, so the expert closes once it stops getting closer."""
+    with SimWorld('wx250s', task='lift_block', seed=3) as world:
+        poses = world.object_poses()
+    grasp_z = ScriptedExpert('lift_block')._grasp(poses, _start_target())[2, 3]
+    expert = ScriptedExpert('lift_block', gain=0.3, settle=(0.006, 0.05))
+    _, phases = _lagging_arm_episode(expert, poses, floor=grasp_z + 0.01)
+    descending = phases.count('descend')
+    assert 'lift' in phases and descending <= 12, descending
+
+
+@pytest.mark.parametrize('name', ['lift_block', 'carrot_on_plate'])
+def test_expert_planned_on_the_measured_pose_succeeds(name):
+    """`learn`'s expert: each tick planned on the arm's measured pose, as a camera sees it."""
+    with SimWorld('wx250s', task=name) as world:
+        results = [
+            run_expert_episode(
+                world,
+                ScriptedExpert(name, max_translation=0.04, gain=0.4, settle=(0.006, 0.05)),
+                seed,
+                plan_on_measured=True,
+            )
+            for seed in range(3)
+        ]
+    assert all(r.success for r in results), results
 
 
 def test_wrong_expert_episode_fails():
