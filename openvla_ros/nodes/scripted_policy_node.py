@@ -204,9 +204,13 @@ class ScriptedPolicyNode(Node):
     def _measured_pose(self) -> np.ndarray | None:
         """Forward kinematics of the newest joint states stamped before this instant (the
         same rule as ``_objects``, for the same reason)."""
-        now = self.get_clock().now().nanoseconds * 1e-9
-        q = next((q for t, q in reversed(self._joint_history) if t < now - 1e-6), None)
+        q = self._newest_before_now(self._joint_history)
         return None if q is None else self._kinematics.fk(q)
+
+    def _newest_before_now(self, history: deque) -> object | None:
+        """The newest value of ``(stamp, value)`` pairs stamped before this instant."""
+        now = self.get_clock().now().nanoseconds * 1e-9
+        return next((value for t, value in reversed(history) if t < now - 1e-6), None)
 
     @property
     def _objects(self) -> dict[str, np.ndarray]:
@@ -217,8 +221,7 @@ class ScriptedPolicyNode(Node):
         by a fraction of a millimetre, run to run). Poses stamped earlier have arrived in every
         run: the simulator's lockstep held the clock for the ticks in between.
         """
-        now = self.get_clock().now().nanoseconds * 1e-9
-        return next((objs for t, objs in reversed(self._object_history) if t < now - 1e-6), {})
+        return self._newest_before_now(self._object_history) or {}
 
     def on_ee_target(self, msg: EndEffectorTarget) -> None:
         try:
