@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('profile', choices=PROFILES, help='robot profile')
     parser.add_argument('--task', default='lift_block', help='simulator task')
     parser.add_argument('--out', type=Path, required=True, help='output directory')
-    parser.add_argument('--demos', type=int, default=80, help='expert episodes to record')
+    parser.add_argument('--demos', type=int, default=400, help='expert episodes to record')
     parser.add_argument(
         '--noise',
         type=float,
@@ -72,12 +72,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='planned on the measured pose: share of the way to the waypoint per tick',
     )
     parser.add_argument(
+        '--demo-time-factor',
+        type=float,
+        default=0.0,
+        help='simulated seconds per wall-clock second at most while recording demonstrations '
+        '(0: as fast as the graph keeps up; selection and evaluation run in real time)',
+    )
+    parser.add_argument(
         '--model-size',
-        default='small',
+        default='small224',
         choices=('micro', 'small', 'small224', 'medium'),
         help='widths/depths (openvla_ros/finetune/small_model.py)',
     )
-    parser.add_argument('--steps', type=int, default=1500, help='optimizer steps')
+    parser.add_argument('--steps', type=int, default=11000, help='optimizer steps')
     parser.add_argument('--batch-size', type=int, default=16, help='samples per step')
     parser.add_argument('--lr', type=float, default=1e-3, help='peak learning rate (cosine)')
     parser.add_argument('--warmup-steps', type=int, default=50, help='lr warm-up steps')
@@ -92,10 +99,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         'OpenVLA; docs/learning.md has the comparison)',
     )
     parser.add_argument(
-        '--save-every', type=int, default=500, help='checkpoint (selection candidate) every N'
+        '--save-every', type=int, default=2750, help='checkpoint (selection candidate) every N'
     )
     parser.add_argument(
-        '--select-episodes', type=int, default=5, help='selection episodes per checkpoint'
+        '--select-episodes', type=int, default=8, help='selection episodes per checkpoint'
     )
     parser.add_argument('--eval-episodes', type=int, default=20, help='final evaluation episodes')
     parser.add_argument('--demo-seed', type=int, default=1000, help='first demonstration seed')
@@ -150,6 +157,7 @@ def main(args: argparse.Namespace) -> int:
             expert_plan_from=args.expert_plan_from,
             expert_speed=tuple(args.expert_speed),
             expert_gain=args.expert_gain,
+            demo_time_factor=args.demo_time_factor,
             model_size=args.model_size,
             steps=args.steps,
             batch_size=args.batch_size,

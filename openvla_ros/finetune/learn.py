@@ -29,6 +29,7 @@ import json
 import logging
 from pathlib import Path
 import shutil
+import statistics
 import time
 from typing import Any
 
@@ -62,6 +63,13 @@ class LearnConfig:
         expert_speed: the expert's largest step per tick (translation m per axis, rotation rad).
         expert_gain: planned on the measured pose, the share of the way to its waypoint the
             expert asks for per tick (the arm lags about a tick; 1 would overshoot for ever).
+        demo_time_factor: simulated seconds per wall-clock second at most while recording
+            the demonstrations (the simulator's `max_real_time_factor`); 0: as fast as the
+            graph keeps up. The simulator still holds its clock at each control tick for the
+            arm command; the expert's chunk has less wall time to arrive before it is due, and
+            its episodes drift a millimetre or so from real-time ones (docs/learning.md).
+            Selection and evaluation always run in real time: a learned model's inference
+            takes wall-clock time.
         model_size: a name in `SMALL_SPECS`.
         steps: optimizer steps.
         batch_size: samples per step.
@@ -93,21 +101,22 @@ class LearnConfig:
     profile: str = 'widowx_bridge'
     task: str = 'lift_block'
     out: str = 'runs/learn'
-    demos: int = 80
+    demos: int = 400
     noise: tuple[float, float] = (0.006, 0.03)
     noise_probability: float = 0.3
     expert_plan_from: str = 'measured'
     expert_speed: tuple[float, float] = (0.04, 0.15)
     expert_gain: float = 0.4
-    model_size: str = 'small'
-    steps: int = 1500
+    demo_time_factor: float = 0.0
+    model_size: str = 'small224'
+    steps: int = 11000
     batch_size: int = 16
     lr: float = 1e-3
     warmup_steps: int = 50
     augment: str = 'camera'
     bin_sigma: float = 3.0
-    save_every: int = 500
-    select_episodes: int = 5
+    save_every: int = 2750
+    select_episodes: int = 8
     eval_episodes: int = 20
     demo_seed: int = 1000
     select_seed: int = 5000
@@ -144,6 +153,8 @@ class LearnConfig:
                              f'{self.expert_speed}')
         if not 0.05 <= self.expert_gain <= 1.0:
             raise ValueError(f'expert_gain must be in [0.05, 1], got {self.expert_gain}')
+        if self.demo_time_factor < 0:
+            raise ValueError(f'demo_time_factor must be >= 0, got {self.demo_time_factor}')
         if not self.unnorm_key:
             self.unnorm_key = f'sim_{self.task}'
         ranges = seed_ranges(self)
@@ -269,8 +280,13 @@ def record_demos(config: LearnConfig, out: Path, state: _State, say: Callable) -
                 expert_speed=config.expert_speed,
                 expert_plan_from=config.expert_plan_from,
                 expert_gain=config.expert_gain,
+                max_real_time_factor=config.demo_time_factor,
             )
-            done[str(seed)] = {'success': bool(result.success), 'bag': bag.name}
+            done[str(seed)] = {
+                'success': bool(result.success),
+                'bag': bag.name,
+                'real_time_factor': round(float(result.real_time_factor), 2),
+            }
             state.save()
             bar.update(1)
             bar.set_postfix(success=f'{sum(d["success"] for d in done.values())}/{len(done)}')
@@ -545,6 +561,7 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
     demos = data.get('demos', {})
     used = sum(1 for d in demos.values() if d['success'] or config.use_failed_demos)
     timings = data.get('timings_s', {})
+    factors = [d['real_time_factor'] for d in demos.values() if 'real_time_factor' in d]
     small = out / 'base' / 'small_model.json'  # how the base model started (None: not built)
     recipe = {
         'keep_still': config.keep_still,
@@ -563,6 +580,11 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
         'model_size': config.model_size,
         'demonstrations_recorded': len(demos),
         'demonstrations_used': used,
+        # simulated seconds per wall-clock second of the recorded episodes (median; None:
+        # recorded before it was kept)
+        'demonstrations_real_time_factor': (
+            round(statistics.median(factors), 2) if factors else None
+        ),
         'expert': {
             'plan_from': config.expert_plan_from,
             'speed': list(config.expert_speed),
@@ -598,6 +620,8 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
         f'{config.expert_gain:g}, DART noise '
         f'{config.noise[0]:g} m / {config.noise[1]:g} rad on {config.noise_probability:g} '
         'of the ticks |',
+        f'| demonstrations ran at (median, simulated / wall-clock seconds) | '
+        f'{report["demonstrations_real_time_factor"]} |',
         f'| dataset steps | {(data.get("dataset") or {}).get("steps")} |',
         f'| model | {config.model_size} ({data.get("train", {}).get("parameters")} parameters) |',
         f'| training steps (best) | {config.steps} ({data.get("best_step")}) |',

@@ -66,6 +66,8 @@ class RolloutConfig:
     expert_plan_from: str = 'target'  # scripted: 'target' (open loop) or 'measured'
     expert_gain: float = 0.4  # scripted, planned on the measured pose: share of the way per tick
     startup_timeout: float = 120.0
+    # simulated seconds per wall-clock second at most (sim_node); 0: as fast as the graph keeps up
+    max_real_time_factor: float = 1.0
     # None: a private domain (openvla_ros.harness.runner.private_domain_id)
     domain_id: int | None = None
 
@@ -104,6 +106,7 @@ def _overrides(cfg: RolloutConfig, robot: str) -> dict[str, dict[str, Any]]:
             'image_width': int(width),
             'camera_rate': float(cfg.camera_rate),
             'robot': robot,
+            'max_real_time_factor': float(cfg.max_real_time_factor),
         },
     }
     if cfg.policy == 'scripted':

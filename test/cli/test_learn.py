@@ -27,6 +27,7 @@ def test_learn_records_trains_selects_evaluates_and_reports(tmp_path: Path, caps
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report['demonstrations_recorded'] == 2 and report['demonstrations_used'] == 2
     assert report['dataset']['steps'] > 0
+    assert report['demonstrations_real_time_factor'] > 0.0  # the pace they ran at, kept
     assert set(report['selection']) == {'2', '4'}  # both checkpoints were candidates
     assert report['best_step'] in (2, 4)
     # the recipe is in the report: learn's defaults (soft action targets, sine-cosine start)
@@ -88,9 +89,14 @@ def test_learn_stops_after_a_stage_and_adopts_a_training_done_elsewhere(
     run = tmp_path / 'run'
     i = SMOKE.index('--demos')
     smoke = SMOKE[:i] + SMOKE[i + 2 :]
-    assert cli([*smoke, '--demos', '2', '--out', str(run), '--stop-after', 'demos']) == 0
+    # demonstrations held at half the wall clock's pace (the default, 0, runs them as fast as
+    # the graph keeps up): the simulator gets the cap and each demonstration keeps its pace
+    assert cli([*smoke, '--demos', '2', '--out', str(run), '--stop-after', 'demos',
+                '--demo-time-factor', '0.5']) == 0  # fmt: skip
     assert capsys.readouterr().out.startswith('stopped after demos')
-    assert len(json.loads((run / 'learn.json').read_text())['demos']) == 2
+    demos = json.loads((run / 'learn.json').read_text())['demos']
+    assert len(demos) == 2
+    assert all(0.0 < d['real_time_factor'] <= 0.55 for d in demos.values()), demos
     assert not (run / 'dataset').exists()
     # fewer demos before the dataset exists: the set shrinks to the seeds in range
     assert cli([*smoke, '--demos', '1', '--out', str(run), '--stop-after', 'dataset']) == 0

@@ -104,6 +104,12 @@ def test_learn_config_refuses_a_bad_expert(field, value) -> None:
         LearnConfig(**{field: value})
 
 
+def test_learn_config_refuses_a_negative_demo_time_factor() -> None:
+    with pytest.raises(ValueError, match='demo_time_factor'):
+        LearnConfig(demo_time_factor=-1.0)
+    LearnConfig(demo_time_factor=0.0)  # 0: as fast as the graph keeps up
+
+
 def test_a_run_recorded_before_the_expert_option_keeps_its_open_loop_expert(
     tmp_path: Path,
 ) -> None:
