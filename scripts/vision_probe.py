@@ -32,8 +32,7 @@ START_SPREAD = 0.7  # [rad] joints drawn uniformly this far around the start pos
 
 def render_views(first_seed: int, scenes: int, views: int, size: int) -> tuple[np.ndarray, ...]:
     """(frames (n, size, size, 3) uint8, labels (n, 5) float32) of `scenes` x `views` renders."""
-    from PIL import Image
-
+    from openvla_ros.data.bag_episodes import _resize
     from openvla_ros.sim.scene import robot_spec
     from openvla_ros.sim.world import SimWorld
 
@@ -52,8 +51,7 @@ def render_views(first_seed: int, scenes: int, views: int, size: int) -> tuple[n
                 world.step(0.1)
                 block = next(iter(world.object_poses().values()))[:3, 3]
                 ee = world.ee_pose()[:3, 3]
-                image = Image.fromarray(world.render()).resize((size, size), Image.BICUBIC)
-                frames.append(np.asarray(image))
+                frames.append(_resize(world.render(), size))  # the dataset's own resize
                 labels.append([block[0], block[1], ee[0], ee[1], ee[2]])
     return np.stack(frames), np.asarray(labels, np.float32)
 
