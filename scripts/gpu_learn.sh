@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The training stage of `openvla-ros learn` on a GPU machine, for runs recorded elsewhere.
 #
-# Each RUN directory holds what `openvla-ros learn ... --stop-after dataset` left (learn.json and
-# dataset/; the bags are not needed). Every run trains at once on the one GPU (`learn
+# Each RUN directory holds what `openvla-ros learn ... --stop-after base` left (learn.json,
+# dataset/ and base/, the model whose ViTs the vision stage pretrained on simulator views here;
+# the bags are not needed; without base/ the GPU machine renders those views itself). Every run
+# trains at once on the one GPU (`learn
 # --stop-after train --device cuda`, the run's own settings read from its learn.json), then its
 # progress files go into OUT/<run name>.tar and each kept selection candidate (a bf16 checkpoint
 # directory train/export_step_N) into OUT/<run name>-export_step_N.tar. Unpack every tar into its

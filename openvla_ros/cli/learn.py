@@ -11,7 +11,8 @@ Examples:
         --save-every 2 --select-episodes 1 --eval-episodes 1 --model-size micro \\
         --batch-size 2 --use-failed-demos --json
 
-Writes under --out: bags/ (MCAP demonstrations), dataset/, base/ (the untrained model), train/
+Writes under --out: bags/ (MCAP demonstrations), dataset/, base/ (the model before the action
+training, its ViTs pretrained on simulator views with --vision-steps), train/
 (checkpoints, finetune.json), best/ (the chosen checkpoint: `--model runs/lift/best` in predict,
 serve, evaluate and demo), report.json, report.md and learning.png (success against training
 steps and against demonstrations), and learn.json (progress). Run the same command again to
@@ -84,6 +85,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=('micro', 'small', 'small224', 'medium'),
         help='widths/depths (openvla_ros/finetune/small_model.py)',
     )
+    parser.add_argument(
+        '--vision-steps',
+        type=int,
+        default=400,
+        help='steps teaching the ViTs where the objects and the gripper are, on simulator views '
+        'of the demonstration scenes, before the action training (0: none)',
+    )
+    parser.add_argument(
+        '--vision-views', type=int, default=5, help='views rendered per demonstration scene'
+    )
     parser.add_argument('--steps', type=int, default=11000, help='optimizer steps')
     parser.add_argument('--batch-size', type=int, default=16, help='samples per step')
     parser.add_argument('--lr', type=float, default=1e-3, help='peak learning rate (cosine)')
@@ -134,7 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--stop-after',
         default='',
-        choices=('demos', 'dataset', 'train', 'select'),
+        choices=('demos', 'dataset', 'base', 'train', 'select'),
         help='run the stages up to this one, then stop (run again without it to go on; e.g. '
         'record here, train the dataset with `finetune` on a GPU machine)',
     )
@@ -159,6 +170,8 @@ def main(args: argparse.Namespace) -> int:
             expert_gain=args.expert_gain,
             demo_time_factor=args.demo_time_factor,
             model_size=args.model_size,
+            vision_steps=args.vision_steps,
+            vision_views=args.vision_views,
             steps=args.steps,
             batch_size=args.batch_size,
             lr=args.lr,

@@ -8,7 +8,9 @@ real time. Stages and what they leave in OUT:
    actions (clean labels on `/openvla/expert_action`); only successful episodes are used. The
    expert plans each tick on the measured pose (`expert_plan_from`), the pose its frames show.
 2. dataset: `dataset/` (`openvla-ros record` format) built from the labels.
-3. base: `base/`, a randomly initialised small OpenVLA (`small_model.py`).
+3. base: `base/`, a randomly initialised small OpenVLA (`small_model.py`) whose ViTs and
+   projector are first taught to find the task's objects and the gripper on views of the
+   demonstration scenes (`vision_pretrain.py`; `vision_steps` 0 skips it).
 4. train: `train/`, full-parameter training with step checkpoints (`finetune --full`).
 5. select: each kept checkpoint is exported (`train/export_step_N/`) and run on the selection
    seeds; the best one becomes `best/`, an ordinary OpenVLA checkpoint directory.
@@ -42,7 +44,7 @@ STATE_NAME = 'learn.json'
 #: so a few hundred demonstrations fit the 64 MiB a lent GPU machine receives.
 DATASET_JPEG_QUALITY = 90
 #: The stages `stop_after` may name ('' runs them all).
-STAGES = ('', 'demos', 'dataset', 'train', 'select')
+STAGES = ('', 'demos', 'dataset', 'base', 'train', 'select')
 
 
 @dataclass
@@ -71,6 +73,10 @@ class LearnConfig:
             Selection and evaluation always run in real time: a learned model's inference
             takes wall-clock time.
         model_size: a name in `SMALL_SPECS`.
+        vision_steps: steps of the vision pretraining on simulator views before the action
+            training (`vision_pretrain.py`: the ViTs and projector learn where the task's
+            objects and the gripper are; 0: the action training starts from random ViTs).
+        vision_views: views (arm poses) rendered per demonstration scene for it.
         steps: optimizer steps.
         batch_size: samples per step.
         lr: peak learning rate (cosine to 10 %, linear warm-up).
@@ -94,8 +100,9 @@ class LearnConfig:
             hold, where the arm no longer followed its target).
         device: training device, 'cpu' or 'cuda[:N]' (episodes always run here, on the CPU).
         workers: batch-building processes of the training (-1: `FinetuneConfig`'s choice).
-        stop_after: '' (run every stage) or the last stage to run: 'demos', 'dataset', 'train'
-            or 'select' (e.g. record here, train on a GPU machine with `finetune`, resume).
+        stop_after: '' (run every stage) or the last stage to run: 'demos', 'dataset', 'base',
+            'train' or 'select' (e.g. record and build the base here, train on a GPU machine,
+            resume).
     """
 
     profile: str = 'widowx_bridge'
@@ -109,6 +116,8 @@ class LearnConfig:
     expert_gain: float = 0.4
     demo_time_factor: float = 0.0
     model_size: str = 'small224'
+    vision_steps: int = 400
+    vision_views: int = 5
     steps: int = 11000
     batch_size: int = 16
     lr: float = 1e-3
@@ -133,9 +142,18 @@ class LearnConfig:
 
     def __post_init__(self) -> None:
         """Check values early and name the field."""
-        for name in ('demos', 'steps', 'batch_size', 'save_every', 'eval_episodes'):
+        for name in (
+            'demos',
+            'steps',
+            'batch_size',
+            'save_every',
+            'eval_episodes',
+            'vision_views',
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.vision_steps < 0:
+            raise ValueError(f'vision_steps must be >= 0, got {self.vision_steps}')
         if self.stop_after not in STAGES:
             raise ValueError(f'stop_after must be one of {STAGES}, got {self.stop_after!r}')
         if self.select_episodes < 0:
@@ -149,8 +167,9 @@ class LearnConfig:
             )
         self.expert_speed = (float(self.expert_speed[0]), float(self.expert_speed[1]))
         if not (0 < self.expert_speed[0] <= 0.05 and 0 < self.expert_speed[1] <= 0.25):
-            raise ValueError(f'expert_speed must be in (0, 0.05] m and (0, 0.25] rad, got '
-                             f'{self.expert_speed}')
+            raise ValueError(
+                f'expert_speed must be in (0, 0.05] m and (0, 0.25] rad, got {self.expert_speed}'
+            )
         if not 0.05 <= self.expert_gain <= 1.0:
             raise ValueError(f'expert_gain must be in [0.05, 1], got {self.expert_gain}')
         if self.demo_time_factor < 0:
@@ -192,6 +211,8 @@ class _State:
             if self.data.get('demos') and 'expert_plan_from' not in saved:
                 # recorded before the option existed: by the open-loop expert at full speed
                 saved.update(expert_plan_from='target', expert_speed=[0.05, 0.15])
+            if (out / 'base').exists() and 'vision_steps' not in saved:
+                saved.update(vision_steps=0)  # built before the option: random ViTs
             now = config.to_dict()
             # settings that shaped a stage already run must not change (a stage not yet run
             # may still get other settings, e.g. another batch size for a GPU machine)
@@ -201,6 +222,8 @@ class _State:
             ]  # fmt: skip
             if (out / 'dataset').exists():  # until then --demos may grow or shrink the set
                 keys += ['demos', 'model_size', 'keep_still']  # frames at the model's side
+            if (out / 'base').exists():
+                keys += ['model_size', 'seed', 'vision_steps', 'vision_views']
             if (out / 'train').exists():
                 keys += ['model_size', 'batch_size', 'lr', 'seed', 'bin_sigma']
             keys = list(dict.fromkeys(keys))  # model_size counts for both stages: name it once
@@ -334,15 +357,53 @@ def build_dataset(config: LearnConfig, out: Path, bags: list[Path], state: _Stat
     return path
 
 
+def build_base(config: LearnConfig, out: Path, state: _State) -> Path:
+    """Stage 3: the small base model, its vision stage pretrained on views of the
+    demonstration scenes (training scenes: no seed of selection or evaluation is rendered)."""
+    from openvla_ros.bringup.profiles import load_profile
+    from openvla_ros.finetune.small_model import make_small_model
+    from openvla_ros.finetune.vision_pretrain import pretrain_vision, VisionPretrainConfig
+
+    base = out / 'base'
+    if (base / 'config.json').is_file():
+        return base
+    if not config.vision_steps:
+        make_small_model(base, config.model_size, seed=config.seed)
+        return base
+    random = out / 'base_random'
+    if not (random / 'config.json').is_file():
+        make_small_model(random, config.model_size, seed=config.seed)
+    start = time.monotonic()
+    summary = pretrain_vision(
+        VisionPretrainConfig(
+            model=str(random),
+            out=str(base),
+            robot=str(load_profile(config.profile).get('robot')),
+            task=config.task,
+            first_seed=config.demo_seed,
+            scenes=config.demos,
+            views=config.vision_views,
+            held_out_scenes=config.demos // 20,
+            steps=config.vision_steps,
+            seed=config.seed,
+        )
+    )
+    state.data['vision'] = {
+        k: summary[k]
+        for k in ('classes', 'views', 'held_out_views', 'held_out_hits_before',
+                  'held_out_hits_after', 'final_loss')
+    }  # fmt: skip
+    state.add_time('vision', time.monotonic() - start)
+    shutil.rmtree(random)
+    return base
+
+
 def train(config: LearnConfig, out: Path, data: Path, state: _State) -> Any:
     """Stages 3-4: the small base model, then full-parameter training (resumable)."""
     from openvla_ros.finetune.config import FinetuneConfig
-    from openvla_ros.finetune.small_model import make_small_model
     from openvla_ros.finetune.trainer import latest_checkpoint, SUMMARY_NAME, Trainer
 
-    base = out / 'base'
-    if not (base / 'config.json').is_file():
-        make_small_model(base, config.model_size, seed=config.seed)
+    base = build_base(config, out, state)
     run = out / 'train'
     if (run / SUMMARY_NAME).is_file() and state.data.get('train', {}).get('done'):
         return None
@@ -593,6 +654,7 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
             'noise_probability': config.noise_probability,
         },
         'dataset': data.get('dataset'),
+        'vision_pretraining': data.get('vision'),
         'training_steps': config.steps,
         'training': recipe,
         'best_step': data.get('best_step'),
@@ -624,6 +686,7 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
         f'{report["demonstrations_real_time_factor"]} |',
         f'| dataset steps | {(data.get("dataset") or {}).get("steps")} |',
         f'| model | {config.model_size} ({data.get("train", {}).get("parameters")} parameters) |',
+        f'| vision pretraining | {_vision_line(config, data.get("vision"))} |',
         f'| training steps (best) | {config.steps} ({data.get("best_step")}) |',
         f'| training | still labels {"kept" if config.keep_still else "dropped"}, '
         f'batch {config.batch_size}, lr {config.lr:g} cosine, augment '
@@ -649,6 +712,18 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
     ]
     (out / 'report.md').write_text('\n'.join(lines))
     return {'json': out / 'report.json', 'markdown': out / 'report.md', 'plot': plot}
+
+
+def _vision_line(config: LearnConfig, vision: dict[str, Any] | None) -> str:
+    """The report's line on the vision pretraining: steps, views, held-out hit rates."""
+    if not config.vision_steps or vision is None:
+        return 'none (random ViTs)' if not config.vision_steps else 'not run yet'
+    hits = vision['held_out_hits_after'] or []
+    found = ', '.join(f'{c} {h:.2f}' for c, h in zip(vision['classes'], hits))
+    return (
+        f'{config.vision_steps} steps on {vision["views"]} views; best patch on the object in '
+        f'held-out views: {found or "no held-out views"}'
+    )
 
 
 def _plot(report: dict[str, Any], data: dict[str, Any], path: Path) -> None:
@@ -734,6 +809,9 @@ def run_learn(config: LearnConfig, say: Callable[[str], None] = print) -> dict[s
     say(f'dataset: {state.data["dataset"]["steps"]} steps in {data}')
     if config.stop_after == 'dataset':
         return _stopped(state, 'dataset')
+    build_base(config, out, state)
+    if config.stop_after == 'base':
+        return _stopped(state, 'base')
     train(config, out, data, state)
     if config.stop_after == 'train':
         return _stopped(state, 'train')

@@ -23,6 +23,7 @@ _OPTIONS = {
     'select_episodes': '--select-episodes', 'eval_episodes': '--eval-episodes',
     'demo_seed': '--demo-seed', 'select_seed': '--select-seed', 'eval_seed': '--eval-seed',
     'seed': '--seed', 'expert_plan_from': '--expert-plan-from', 'expert_gain': '--expert-gain',
+    'vision_steps': '--vision-steps', 'vision_views': '--vision-views',
 }  # fmt: skip
 
 

@@ -131,6 +131,7 @@ class SimWorld:
         self._traj_t: np.ndarray | None = None
         self._traj_q: np.ndarray | None = None
         self._renderer: mujoco.Renderer | None = None
+        self._segmenter: mujoco.Renderer | None = None
         self._closed = False
         self._rng = np.random.default_rng(seed)
         self.episode_seed = int(seed)
@@ -420,6 +421,33 @@ class SimWorld:
         self._renderer.update_scene(self.data, camera=self._cam)
         return np.array(self._renderer.render(), dtype=np.uint8, copy=True)
 
+    def segment(self, names: tuple[str, ...]) -> np.ndarray:
+        """Which of ``names`` each pixel of the scene camera shows: (H, W) int16, the index in
+        ``names`` or -1 (table, other bodies, background). Names are bodies as in `touching`:
+        objects, ``'gripper'`` for both fingers.
+
+        Privileged ground truth for training a vision stage (`finetune/vision_pretrain.py`);
+        the policy itself only ever sees `render`.
+
+        Raises:
+            ValueError: an unknown body name.
+        """
+        self._check_open()
+        m = self.model
+        body_class = np.full(m.nbody, -1, dtype=np.int16)
+        for index, name in enumerate(names):
+            body_class[self._body_ids(name)] = index
+        geom_class = body_class[m.geom_bodyid]
+        if self._segmenter is None:
+            _load_triton_before_gl()
+            self._segmenter = mujoco.Renderer(m, self.image_size[0], self.image_size[1])
+            self._segmenter.enable_segmentation_rendering()
+        self._segmenter.update_scene(self.data, camera=self._cam)
+        ids = self._segmenter.render()  # (H, W, 2): object id, object type
+        geom, kind = ids[..., 0], ids[..., 1]
+        is_geom = (kind == int(mujoco.mjtObj.mjOBJ_GEOM)) & (geom >= 0)
+        return np.where(is_geom, geom_class[np.clip(geom, 0, None)], -1).astype(np.int16)
+
     def camera_info(self) -> CameraIntrinsics:
         """Pinhole intrinsics of the scene camera."""
         h, w = self.image_size
@@ -444,9 +472,10 @@ class SimWorld:
 
     def close(self) -> None:
         """Release the renderer; later calls raise SimError. Safe to call twice."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        for renderer in (self._renderer, self._segmenter):
+            if renderer is not None:
+                renderer.close()
+        self._renderer = self._segmenter = None
         self._closed = True
 
     def __enter__(self) -> SimWorld:

@@ -17,7 +17,8 @@ pytest.importorskip('interbotix_xs_msgs.msg', reason='interbotix_xs_msgs fixture
 SMOKE = [
     'learn', 'widowx_bridge', '--task', 'lift_block', '--demos', '2', '--steps', '4',
     '--save-every', '2', '--batch-size', '2', '--select-episodes', '1', '--eval-episodes', '1',
-    '--model-size', 'micro', '--use-failed-demos', '--warmup-steps', '1',
+    '--model-size', 'micro', '--use-failed-demos', '--warmup-steps', '1', '--vision-steps', '2',
+    '--vision-views', '1',
 ]  # fmt: skip
 
 
@@ -49,7 +50,13 @@ def test_learn_records_trains_selects_evaluates_and_reports(tmp_path: Path, caps
     for name in ('report.json', 'report.md', 'learning.png', 'learn.json'):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert (out / 'best' / 'config.json').is_file() and (out / 'best' / 'learned.json').is_file()
-    for stage in ('demos', 'dataset', 'train', 'selection', 'evaluation'):
+    # the base's ViTs were taught where the objects are, on views of the demonstration scenes
+    vision = report['vision_pretraining']
+    assert vision['classes'] == ['red_block', 'green_block', 'blue_block', 'gripper']
+    assert (vision['views'], vision['held_out_views']) == (2, 0)  # 2 scenes x 1 view
+    assert '2 steps on 2 views' in (out / 'report.md').read_text()
+    assert not (out / 'base_random').exists() and (out / 'base' / 'vision_pretrain.json').is_file()
+    for stage in ('demos', 'dataset', 'vision', 'train', 'selection', 'evaluation'):
         assert report['timings_s'][stage] >= 0, stage
     # a second run resumes: nothing is recorded, trained or evaluated again
     before = (out / 'learn.json').read_text()

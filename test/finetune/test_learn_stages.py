@@ -126,3 +126,48 @@ def test_a_run_recorded_before_the_expert_option_keeps_its_open_loop_expert(
     with pytest.raises(ValueError, match='expert_plan_from, expert_speed'):
         _State(out, LearnConfig(out=str(out)))
     _State(out, LearnConfig(out=str(out), expert_plan_from='target', expert_speed=(0.05, 0.15)))
+
+
+def test_vision_settings_are_refused_once_the_base_exists(tmp_path: Path) -> None:
+    out = tmp_path / 'run'
+    out.mkdir()
+    _State(out, LearnConfig(out=str(out), vision_steps=400))  # no base yet: any value goes
+    _State(out, LearnConfig(out=str(out), vision_steps=200, vision_views=3))
+    (out / 'base').mkdir()
+    for other in ({'vision_steps': 400}, {'vision_views': 5}, {'vision_steps': 0}):
+        with pytest.raises(ValueError, match=next(iter(other))):
+            _State(out, LearnConfig(out=str(out), **{'vision_steps': 200, 'vision_views': 3,
+                                                     **other}))  # fmt: skip
+    _State(out, LearnConfig(out=str(out), vision_steps=200, vision_views=3))
+
+
+def test_a_base_built_before_vision_pretraining_is_resumed_with_none(tmp_path: Path) -> None:
+    """learn.json of an older run has a base but no vision setting: its ViTs started random,
+    and resuming it with today's default would report a pretraining that never ran."""
+    import json
+
+    out = tmp_path / 'run'
+    (out / 'base').mkdir(parents=True)
+    settings = LearnConfig(out=str(out)).to_dict()
+    del settings['vision_steps'], settings['vision_views']
+    (out / 'learn.json').write_text(json.dumps({'settings': settings}))
+    with pytest.raises(ValueError, match='vision_steps'):
+        _State(out, LearnConfig(out=str(out)))
+    _State(out, LearnConfig(out=str(out), vision_steps=0))
+
+
+def test_gpu_learn_carries_the_vision_settings_to_the_learn_command(tmp_path: Path) -> None:
+    from openvla_ros.finetune.learn_args import learn_arguments
+
+    out = tmp_path / 'run'
+    out.mkdir()
+    _State(out, LearnConfig(out=str(out), vision_steps=150, vision_views=2))
+    args = learn_arguments(out, {})
+    assert args[args.index('--vision-steps') + 1] == '150'
+    assert args[args.index('--vision-views') + 1] == '2'
+
+
+@pytest.mark.parametrize('field,value', [('vision_steps', -1), ('vision_views', 0)])
+def test_learn_config_refuses_bad_vision_settings(field, value) -> None:
+    with pytest.raises(ValueError, match=field):
+        LearnConfig(**{field: value})

@@ -159,6 +159,28 @@ def test_camera_projection_hits_object():
             assert np.argmax(pix) == channel, (name, pix)
 
 
+def test_segmentation_shows_each_object_where_the_camera_sees_it():
+    """segment() labels the pixels of each named body: the projection of a block's top face
+    lies in its own class, the classes' pixels have the render's colour, the rest is -1."""
+    with SimWorld('wx250s', task='lift_block', seed=2, image_size=(240, 320)) as world:
+        img = world.render()
+        names = ('red_block', 'green_block', 'blue_block', 'gripper')
+        labels = world.segment(names)
+        assert labels.shape == (240, 320) and labels.dtype == np.int16
+        assert set(np.unique(labels)) == {-1, 0, 1, 2, 3}  # all four in view, table is -1
+        info, cam = world.camera_info(), world.camera_pose()
+        for k, name in enumerate(names[:3]):
+            p = world.object_poses()[name][:3, 3] + [0, 0, 0.015]  # top face centre
+            pc = cam[:3, :3].T @ (p - cam[:3, 3])
+            u, v = info.fx * pc[0] / pc[2] + info.cx, info.fy * pc[1] / pc[2] + info.cy
+            assert labels[int(v), int(u)] == k, name
+            colour = img[labels == k].astype(float).mean(0)
+            assert np.argmax(colour) == k, (name, colour)  # red, green, blue
+        assert 0 < (labels == 0).mean() < 0.02  # a block is a few hundred pixels
+        with pytest.raises(ValueError, match='unknown body'):
+            world.segment(('no_such_body',))
+
+
 def test_physics_faster_than_real_time(wx):
     wx.reset(seed=0)
     wx.set_arm_targets(wx.arm_q() + 0.3)
