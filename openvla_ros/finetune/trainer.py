@@ -302,13 +302,7 @@ class Trainer:
     # --- setup ------------------------------------------------------------------------------
     def _lr_factor(self, step: int) -> float:
         config = self.config
-        if config.warmup_steps and step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        if config.lr_schedule == 'cosine':
-            span = max(1, config.steps - config.warmup_steps)
-            done = min(1.0, (step - config.warmup_steps) / span)
-            return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * done))
-        return 1.0
+        return lr_factor(step, config.steps, config.warmup_steps, config.lr_schedule)
 
     def _check_out_dir(self) -> None:
         if self.out.exists() and not self.out.is_dir():
@@ -805,6 +799,18 @@ class _StateHolder:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self._state
+
+
+def lr_factor(step: int, steps: int, warmup_steps: int, schedule: str = 'cosine') -> float:
+    """The learning rate's share of its peak at `step`: a linear warm-up, then a cosine to 10 %
+    at `steps` (`schedule` 'cosine') or the peak ('constant')."""
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == 'cosine':
+        span = max(1, steps - warmup_steps)
+        done = min(1.0, (step - warmup_steps) / span)
+        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * done))
+    return 1.0
 
 
 def save_full_checkpoint(

@@ -40,6 +40,8 @@ SUMMARY_NAME = 'vision_pretrain.json'
 JOINT_SPREAD = 0.7
 #: [m] the views keep the gripper between these heights above the table
 GRIPPER_HEIGHTS = (0.02, 0.32)
+#: linear warm-up steps of the learning rate (then a cosine to 10 %, as `learn`'s training)
+WARMUP_STEPS = 50
 #: (H, W) of the renders, resized to the model's side as the dataset's frames are
 RENDER_SIZE = (240, 320)
 
@@ -184,7 +186,7 @@ def pretrain_vision(config: VisionPretrainConfig, progress: bool = True) -> dict
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from openvla_ros.finetune.trainer import save_full_checkpoint
+    from openvla_ros.finetune.trainer import lr_factor, save_full_checkpoint
     from openvla_ros.model.loading import load_model
     from openvla_ros.model.processor import OpenVLAProcessor
 
@@ -233,13 +235,10 @@ def pretrain_vision(config: VisionPretrainConfig, progress: bool = True) -> dict
     params = [*net.vision_backbone.parameters(), *net.projector.parameters(), *head.parameters()]
     before = held_out_hits()
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
-    warmup = min(50, config.steps)
-
-    def lr_factor(step: int) -> float:
-        cosine = 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))
-        return min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * cosine)
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    warmup = min(WARMUP_STEPS, config.steps - 1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, config.steps, warmup)
+    )
     shares = torch.from_numpy(train.shares.reshape(*train.shares.shape[:2], -1))
     net.train()
     loss = torch.zeros(())

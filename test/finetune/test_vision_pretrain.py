@@ -100,3 +100,15 @@ def test_a_short_run_trains_the_vision_stage_only_and_writes_a_checkpoint(tmp_pa
     vision = {k for k in before if k.startswith(('vision_backbone.', 'projector.'))}
     assert changed and changed <= vision  # the Llama, embeddings and lm_head are untouched
     assert any(k.startswith('projector.') for k in changed)
+
+
+def test_the_schedule_warms_up_then_falls_by_a_cosine_to_a_tenth() -> None:
+    """The shape both trainings share (`lr_factor`): linear to the peak, cosine to 10 %."""
+    from openvla_ros.finetune.trainer import lr_factor
+
+    factors = [lr_factor(step, 100, 10) for step in range(120)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0) and factors[55] == pytest.approx(0.55)
+    assert factors[100] == pytest.approx(0.1) and factors[119] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))  # never rises again
+    assert lr_factor(50, 100, 10, 'constant') == 1.0
