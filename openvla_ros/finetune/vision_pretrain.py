@@ -137,7 +137,9 @@ def render_views(
         for seed in seeds:
             for _ in range(views):
                 while True:
-                    q = world.spec.start_q + rng.uniform(-JOINT_SPREAD, JOINT_SPREAD, size=6)
+                    q = world.spec.start_q + rng.uniform(
+                        -JOINT_SPREAD, JOINT_SPREAD, size=len(world.joint_names)
+                    )
                     world.reset(seed=seed, q=q)
                     if GRIPPER_HEIGHTS[0] < world.ee_pose()[2, 3] < GRIPPER_HEIGHTS[1]:
                         break
