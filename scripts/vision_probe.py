@@ -8,7 +8,9 @@ resized to the model's side as the dataset does) labelled with the block's x, y 
 end-effector's x, y, z in the base frame. The checkpoint's ViTs and projector train with a
 linear head on the mean of the projected patches (what every Llama token could read), MSE on
 standardised labels, `--augment camera` as `learn` trains; every 500 steps the held-out R^2 of
-each label is printed as one JSON line.
+each label is printed as one JSON line. The mean of 256 patches dilutes a 10 px block: asked per
+patch instead (the loss of `learn`'s vision stage, `openvla_ros/finetune/vision_pretrain.py`),
+the same ViTs find every block within a few hundred steps (docs/learning.md).
 
     python scripts/vision_probe.py RUN/base [--scenes 1500 --views 4 --steps 2500]
 

@@ -9,7 +9,7 @@ Examples:
         --steps 3000
     openvla-ros learn widowx_bridge --task lift_block --out /tmp/smoke --demos 2 --steps 4 \\
         --save-every 2 --select-episodes 1 --eval-episodes 1 --model-size micro \\
-        --batch-size 2 --use-failed-demos --json
+        --batch-size 2 --vision-steps 2 --use-failed-demos --json
 
 Writes under --out: bags/ (MCAP demonstrations), dataset/, base/ (the model before the action
 training, its ViTs pretrained on simulator views with --vision-steps), train/
