@@ -29,28 +29,20 @@ import torch
 from torch import nn
 
 LABELS = ('block_x', 'block_y', 'ee_x', 'ee_y', 'ee_z')
-START_SPREAD = 0.7  # [rad] joints drawn uniformly this far around the start pose
 
 
 def render_views(first_seed: int, scenes: int, views: int, size: int) -> tuple[np.ndarray, ...]:
     """(frames (n, size, size, 3) uint8, labels (n, 5) float32) of `scenes` x `views` renders."""
     from openvla_ros.data.bag_episodes import _resize
-    from openvla_ros.sim.scene import robot_spec
+    from openvla_ros.finetune.vision_pretrain import pose_arm_at_random, RENDER_SIZE
     from openvla_ros.sim.world import SimWorld
 
     rng = np.random.default_rng(first_seed)
-    spec = robot_spec('wx250s')
     frames, labels = [], []
-    with SimWorld('wx250s', task='lift_block', seed=first_seed, image_size=(240, 320)) as world:
+    with SimWorld('wx250s', task='lift_block', seed=first_seed, image_size=RENDER_SIZE) as world:
         for seed in range(first_seed, first_seed + scenes):
             for _ in range(views):
-                while True:  # an arm above the table
-                    q = spec.start_q + rng.uniform(-START_SPREAD, START_SPREAD, size=6)
-                    world.reset(seed=seed, q=q)
-                    if 0.02 < world.ee_pose()[2, 3] < 0.32:
-                        break
-                world.set_gripper(float(rng.uniform(0.0, 1.0)))
-                world.step(0.1)
+                pose_arm_at_random(world, seed, rng)  # the vision stage's own views
                 block = next(iter(world.object_poses().values()))[:3, 3]
                 ee = world.ee_pose()[:3, 3]
                 frames.append(_resize(world.render(), size))  # the dataset's own resize

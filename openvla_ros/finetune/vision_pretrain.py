@@ -29,6 +29,7 @@ __all__ = [
     'localization_hits',
     'localization_loss',
     'patch_shares',
+    'pose_arm_at_random',
     'pretrain_vision',
     'render_views',
     'VisionPretrainConfig',
@@ -116,6 +117,18 @@ def patch_shares(labels: np.ndarray, classes: int, grid: int) -> np.ndarray:
     ]).astype(np.float32)  # fmt: skip
 
 
+def pose_arm_at_random(world: Any, seed: int, rng: np.random.Generator) -> None:
+    """Reset `world` to scene `seed` with the arm at a random pose around its start pose (the
+    gripper between `GRIPPER_HEIGHTS` above the table) and the gripper half open at random."""
+    while True:
+        spread = rng.uniform(-JOINT_SPREAD, JOINT_SPREAD, size=len(world.joint_names))
+        world.reset(seed=seed, q=world.spec.start_q + spread)
+        if GRIPPER_HEIGHTS[0] < world.ee_pose()[2, 3] < GRIPPER_HEIGHTS[1]:
+            break
+    world.set_gripper(float(rng.uniform(0.0, 1.0)))
+    world.step(0.1)
+
+
 def render_views(
     robot: str,
     task: str,
@@ -126,8 +139,8 @@ def render_views(
     rng: np.random.Generator,
     progress: Callable[[int], None] | None = None,
 ) -> Views:
-    """`views` renders of each scene in `seeds`, the arm at random poses with the gripper above
-    the table and half open at random, with each class's patch shares."""
+    """`views` renders of each scene in `seeds` (`pose_arm_at_random`), with each class's patch
+    shares."""
     from openvla_ros.data.bag_episodes import _resize
     from openvla_ros.sim.world import SimWorld
 
@@ -136,15 +149,7 @@ def render_views(
         classes = (*world.objects, 'gripper')
         for seed in seeds:
             for _ in range(views):
-                while True:
-                    q = world.spec.start_q + rng.uniform(
-                        -JOINT_SPREAD, JOINT_SPREAD, size=len(world.joint_names)
-                    )
-                    world.reset(seed=seed, q=q)
-                    if GRIPPER_HEIGHTS[0] < world.ee_pose()[2, 3] < GRIPPER_HEIGHTS[1]:
-                        break
-                world.set_gripper(float(rng.uniform(0.0, 1.0)))
-                world.step(0.1)
+                pose_arm_at_random(world, seed, rng)
                 frames.append(_resize(world.render(), size))  # the dataset's own resize
                 shares.append(patch_shares(world.segment(classes), len(classes), grid))
             if progress is not None:
