@@ -159,6 +159,7 @@ def _write_outputs(
         'policy': 'learned' if getattr(args, 'learned', '') else args.policy,
         'success': result.success,
         'time_to_success_s': None if not result.success else round(result.time_to_success, 2),
+        **result.outcome,
         'duration_s': round(result.duration, 2),
         'chunks': result.chunks,
         'frames': len(data.frames),
@@ -178,7 +179,10 @@ def _write_outputs(
 
 def _print_summary(result: RolloutResult, summary: dict[str, Any]) -> None:
     """Outcome and safety counts, the output paths, then the summary as one JSON line."""
-    outcome = f'SUCCESS at {result.time_to_success:.1f} s' if result.success else 'not done'
+    if result.success:
+        outcome = f'SUCCESS at {result.time_to_success:.1f} s'
+    else:
+        outcome = f'not done ({result.outcome["outcome"]})'
     print(
         f'task {result.task}: {outcome} (ran {result.duration:.1f} s); {result.chunks} chunks; '
         f'safety passed/clipped/rejected {result.passed}/{result.clipped}/{result.rejected}'

@@ -151,6 +151,7 @@ def _run_episodes(args: argparse.Namespace, model: str, domain: int) -> list[Rol
 def _summary(args: argparse.Namespace, model: str, results: list[RolloutResult]) -> dict[str, Any]:
     """The report: success rate with its 95 % Wilson interval, safety counts, per episode."""
     from openvla_ros.metrics.success import wilson_interval  # noqa: PLC0415
+    from openvla_ros.sim.outcome import count_failures  # noqa: PLC0415
 
     successes = sum(r.success for r in results)
     low, high = wilson_interval(successes, len(results))
@@ -175,6 +176,7 @@ def _summary(args: argparse.Namespace, model: str, results: list[RolloutResult])
         'real_time_factor_mean': round(sum(r.real_time_factor for r in results) / len(results), 3),
         'lockstep_timeouts': sum(r.lockstep_timeouts for r in results),
         'holds': sum(r.holds for r in results),
+        'failures': count_failures(r.outcome['outcome'] for r in results),
         'per_episode': [
             {
                 'seed': r.seed,
@@ -186,6 +188,7 @@ def _summary(args: argparse.Namespace, model: str, results: list[RolloutResult])
                 'rejected': r.rejected,
                 'real_time_factor': round(r.real_time_factor, 3),
                 'holds': r.holds,
+                **r.outcome,
             }
             for r in results
         ],
@@ -193,10 +196,13 @@ def _summary(args: argparse.Namespace, model: str, results: list[RolloutResult])
 
 
 def _report_line(args: argparse.Namespace, summary: dict[str, Any]) -> str:
-    """One human line: rate and interval, time to success, safety, holds, real-time factor."""
+    """One human line: rate and interval, time to success, safety, holds, real-time factor,
+    and the failures by outcome."""
     from openvla_ros.metrics.success import wilson_interval  # noqa: PLC0415
+    from openvla_ros.sim.outcome import describe_failures  # noqa: PLC0415
 
     low, high = wilson_interval(summary['successes'], summary['episodes'])  # unrounded
+    failures = describe_failures(summary['failures'])
     return (
         f'{summary["task"]} ({args.profile}, {summary["policy"]}): '
         f'{summary["successes"]}/{summary["episodes"]} = '
@@ -205,5 +211,5 @@ def _report_line(args: argparse.Namespace, summary: dict[str, Any]) -> str:
         f'safety clipped {summary["clipped"]}, rejected {summary["rejected"]}, '
         f'holds {summary["holds"]}, '
         f'real-time factor {summary["real_time_factor_min"]}-{summary["real_time_factor_mean"]} '
-        '(min-mean)'
+        '(min-mean)' + (f'; failures: {failures}' if failures else '')
     )

@@ -73,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='planned on the measured pose: share of the way to the waypoint per tick',
     )
     parser.add_argument(
+        '--miss-probability',
+        type=float,
+        default=0.0,
+        help='share of demonstrations whose first grasp misses on purpose, then recovers '
+        '(the data shows the way back from a missed grasp; those ticks carry no label)',
+    )
+    parser.add_argument(
         '--demo-time-factor',
         type=float,
         default=0.0,
@@ -168,6 +175,7 @@ def main(args: argparse.Namespace) -> int:
             expert_plan_from=args.expert_plan_from,
             expert_speed=tuple(args.expert_speed),
             expert_gain=args.expert_gain,
+            miss_probability=args.miss_probability,
             demo_time_factor=args.demo_time_factor,
             model_size=args.model_size,
             vision_steps=args.vision_steps,

@@ -65,6 +65,12 @@ class LearnConfig:
         expert_speed: the expert's largest step per tick (translation m per axis, rotation rad).
         expert_gain: planned on the measured pose, the share of the way to its waypoint the
             expert asks for per tick (the arm lags about a tick; 1 would overshoot for ever).
+        miss_probability: share of the demonstrations whose first grasp the expert aims 2.5-4
+            cm beside the object on purpose, then finds the object not in its hand and grasps
+            again (`ScriptedExpert.miss_next_grasp`): the data then shows a learner's missed
+            grasps and the way back. The deliberate ticks carry no label. Needs
+            `expert_plan_from` 'measured'; the demonstrations then get 1.5 times the task's
+            time.
         demo_time_factor: simulated seconds per wall-clock second at most while recording
             the demonstrations (the simulator's `max_real_time_factor`); 0: as fast as the
             graph keeps up. The simulator still holds its clock at each control tick for the
@@ -114,6 +120,7 @@ class LearnConfig:
     expert_plan_from: str = 'measured'
     expert_speed: tuple[float, float] = (0.04, 0.15)
     expert_gain: float = 0.4
+    miss_probability: float = 0.0
     demo_time_factor: float = 0.0
     model_size: str = 'small224'
     vision_steps: int = 400
@@ -172,6 +179,13 @@ class LearnConfig:
             )
         if not 0.05 <= self.expert_gain <= 1.0:
             raise ValueError(f'expert_gain must be in [0.05, 1], got {self.expert_gain}')
+        if not 0.0 <= self.miss_probability <= 1.0:
+            raise ValueError(f'miss_probability must be in [0, 1], got {self.miss_probability}')
+        if self.miss_probability > 0 and self.expert_plan_from != 'measured':
+            raise ValueError(
+                "miss_probability > 0 needs expert_plan_from 'measured' (the expert recovers "
+                'from a miss only on the measured pose)'
+            )
         if self.demo_time_factor < 0:
             raise ValueError(f'demo_time_factor must be >= 0, got {self.demo_time_factor}')
         if not self.unnorm_key:
@@ -211,6 +225,8 @@ class _State:
             if self.data.get('demos') and 'expert_plan_from' not in saved:
                 # recorded before the option existed: by the open-loop expert at full speed
                 saved.update(expert_plan_from='target', expert_speed=[0.05, 0.15])
+            if self.data.get('demos') and 'miss_probability' not in saved:
+                saved.update(miss_probability=0.0)  # recorded before the option: no misses
             if (out / 'base').exists() and 'vision_steps' not in saved:
                 saved.update(vision_steps=0)  # built before the option: random ViTs
             now = config.to_dict()
@@ -218,7 +234,7 @@ class _State:
             # may still get other settings, e.g. another batch size for a GPU machine)
             keys = [
                 'profile', 'task', 'noise', 'noise_probability', 'expert_plan_from',
-                'expert_speed', 'expert_gain',
+                'expert_speed', 'expert_gain', 'miss_probability',
             ]  # fmt: skip
             if (out / 'dataset').exists():  # until then --demos may grow or shrink the set
                 keys += ['demos', 'model_size', 'keep_still']  # frames at the model's side
@@ -275,6 +291,18 @@ def _episode(config: LearnConfig, seed: int, **kwargs: Any) -> Any:
     return run_rollout(cfg)
 
 
+def _demo_duration(config: LearnConfig) -> float:
+    """[s] a demonstration's limit: the task's (0), or 1.5 times it when grasps may miss on
+    purpose (the recovery takes another approach and grasp)."""
+    if config.miss_probability <= 0:
+        return 0.0
+    from openvla_ros.bringup.profiles import load_profile
+    from openvla_ros.sim.tasks import get_task
+
+    robot = str(load_profile(config.profile).get('robot'))
+    return 1.5 * get_task(config.task, robot).max_steps / 5.0  # the expert runs at 5 Hz
+
+
 def record_demos(config: LearnConfig, out: Path, state: _State, say: Callable) -> list[Path]:
     """Stage 1: expert episodes with DART noise, each as an MCAP bag; returns the good bags."""
     from tqdm.auto import tqdm
@@ -303,6 +331,8 @@ def record_demos(config: LearnConfig, out: Path, state: _State, say: Callable) -
                 expert_speed=config.expert_speed,
                 expert_plan_from=config.expert_plan_from,
                 expert_gain=config.expert_gain,
+                miss_probability=config.miss_probability,
+                duration=_demo_duration(config),
                 max_real_time_factor=config.demo_time_factor,
             )
             done[str(seed)] = {
@@ -531,6 +561,7 @@ def evaluate_policy(
                 'time_to_success_s': round(result.time_to_success, 2) if result.success else None,
                 'clipped': result.clipped,
                 'rejected': result.rejected,
+                **result.outcome,
             }
         )
         bar.set_postfix(success=f'{sum(r["success"] for r in results)}/{len(results)}')
@@ -591,6 +622,7 @@ def select(config: LearnConfig, out: Path, state: _State, say: Callable) -> Path
 def final_evaluation(config: LearnConfig, out: Path, state: _State) -> dict[str, Any]:
     """Stage 6: the chosen checkpoint on the evaluation seeds (run once)."""
     from openvla_ros.metrics.success import wilson_interval
+    from openvla_ros.sim.outcome import count_failures
 
     if 'evaluation' in state.data and state.data['evaluation'].get('step') == state.data.get(
         'best_step'
@@ -607,6 +639,7 @@ def final_evaluation(config: LearnConfig, out: Path, state: _State) -> dict[str,
         'episodes': len(episodes),
         'success_rate': successes / len(episodes),
         'ci95': [round(low, 4), round(high, 4)],
+        'failures': count_failures(e['outcome'] for e in episodes),
         'per_episode': episodes,
     }
     state.add_time('evaluation', time.monotonic() - start)
@@ -616,6 +649,7 @@ def final_evaluation(config: LearnConfig, out: Path, state: _State) -> dict[str,
 def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Path]:
     """Stage 7: report.json, report.md and learning.png (success vs steps and vs demos)."""
     from openvla_ros.metrics.success import wilson_interval
+    from openvla_ros.sim.outcome import describe_failures
 
     data = state.data
     evaluation = data.get('evaluation', {})
@@ -652,6 +686,7 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
             'gain': config.expert_gain,
             'noise': list(config.noise),
             'noise_probability': config.noise_probability,
+            'miss_probability': config.miss_probability,
         },
         'dataset': data.get('dataset'),
         'vision_pretraining': data.get('vision'),
@@ -681,7 +716,8 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
         f'{config.expert_speed[0]:g} m / {config.expert_speed[1]:g} rad at gain '
         f'{config.expert_gain:g}, DART noise '
         f'{config.noise[0]:g} m / {config.noise[1]:g} rad on {config.noise_probability:g} '
-        'of the ticks |',
+        f'of the ticks, first grasp missed on purpose in {config.miss_probability:g} of the '
+        'episodes |',
         f'| demonstrations ran at (median, simulated / wall-clock seconds) | '
         f'{report["demonstrations_real_time_factor"]} |',
         f'| dataset steps | {(data.get("dataset") or {}).get("steps")} |',
@@ -700,6 +736,10 @@ def write_report(config: LearnConfig, out: Path, state: _State) -> dict[str, Pat
             f'= {100 * evaluation["success_rate"]:.0f} % (95 % Wilson {100 * low:.0f}-'
             f'{100 * high:.0f} %) |'
         )
+        failures = evaluation.get('failures')  # absent in runs evaluated before the trace
+        if failures is not None:
+            named = describe_failures(failures) or 'none'
+            lines.append(f'| failures on evaluation seeds | {named} |')
     stages = ', '.join(f'{k} {v}' for k, v in timings.items())
     lines += [
         f'| time [s] | {report["total_time_s"]} ({stages}) |',

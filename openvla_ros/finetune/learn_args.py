@@ -24,6 +24,7 @@ _OPTIONS = {
     'demo_seed': '--demo-seed', 'select_seed': '--select-seed', 'eval_seed': '--eval-seed',
     'seed': '--seed', 'expert_plan_from': '--expert-plan-from', 'expert_gain': '--expert-gain',
     'vision_steps': '--vision-steps', 'vision_views': '--vision-views',
+    'miss_probability': '--miss-probability',
 }  # fmt: skip
 
 

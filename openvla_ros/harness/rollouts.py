@@ -61,6 +61,10 @@ class RolloutConfig:
     noise: tuple[float, float] = (0.0, 0.0)  # scripted: DART noise std (translation m, rot rad)
     noise_probability: float = 0.5
     noise_seed: int = 0
+    # scripted, planned on the measured pose: share of episodes whose first grasp misses on
+    # purpose by a distance in miss_distance [m], then recovers (those ticks have no label)
+    miss_probability: float = 0.0
+    miss_distance: tuple[float, float] = (0.025, 0.04)
     # scripted: the expert's largest step per tick (translation m per axis, rotation rad)
     expert_speed: tuple[float, float] = (0.05, 0.15)
     expert_plan_from: str = 'target'  # scripted: 'target' (open loop) or 'measured'
@@ -95,6 +99,8 @@ class RolloutResult:
     real_time_factor: float = math.nan  # simulated seconds per wall-clock second
     lockstep_timeouts: int = 0  # control ticks the simulator stopped waiting for
     holds: int = 0  # times the safety monitor went into HOLD (watchdogs too) after the instruction
+    # why it failed (openvla_ros.sim.outcome.EpisodeTrace.summary): outcome name and its measures
+    outcome: dict[str, Any] = field(default_factory=dict)
 
 
 def _overrides(cfg: RolloutConfig, robot: str) -> dict[str, dict[str, Any]]:
@@ -117,6 +123,8 @@ def _overrides(cfg: RolloutConfig, robot: str) -> dict[str, dict[str, Any]]:
             'noise_rotation': float(cfg.noise[1]),
             'noise_probability': float(cfg.noise_probability),
             'noise_seed': int(cfg.noise_seed),
+            'miss_probability': float(cfg.miss_probability),
+            'miss_distance': [float(v) for v in cfg.miss_distance],
             'max_translation': float(cfg.expert_speed[0]),
             'max_rotation': float(cfg.expert_speed[1]),
             'plan_from': cfg.expert_plan_from,
@@ -151,6 +159,7 @@ def run_rollout(
     """
     from openvla_ros.harness.rollout_node import RolloutNode  # noqa: PLC0415 - rclpy only here
     from openvla_ros.harness.runner import GraphRunner, private_domain_id, to_parameters  # noqa: PLC0415
+    from openvla_ros.sim.outcome import EpisodeTrace  # noqa: PLC0415
     from openvla_ros.sim.tasks import get_task  # noqa: PLC0415
 
     profile = load_profile(cfg.profile)
@@ -186,7 +195,8 @@ def run_rollout(
         first_state = len(episode.data.states)
         episode.instruct(instruction)
         start, wall_start = sim.sim_time, time.monotonic()
-        sim.watch(task.success)  # checked by the simulator at every control tick
+        trace = EpisodeTrace(task)
+        sim.watch(trace)  # traced, and success checked, by the simulator at every control tick
         success_at = math.nan
         last_advance, last_time = wall_start, start
         while (elapsed := sim.sim_time - start) < total:
@@ -206,16 +216,18 @@ def run_rollout(
             time.sleep(0.02)
         duration = sim.sim_time - start
         wall = time.monotonic() - wall_start
+        sim.watch(None)  # under the physics lock: the trace is final from here
         _check_one_clock(runner)
         episode.instruct('')
         if progress is not None:
             progress(total, total)
         status = episode.data.status
+        success = not math.isnan(success_at)
         return RolloutResult(
             task=task.name,
             instruction=instruction,
             seed=cfg.seed,
-            success=not math.isnan(success_at),
+            success=success,
             time_to_success=success_at,
             duration=duration,
             passed=_since(status, before, 'passed'),
@@ -227,6 +239,7 @@ def run_rollout(
             real_time_factor=duration / wall if wall > 0 else math.nan,
             lockstep_timeouts=int(sim.lockstep_timeouts),
             holds=_holds(episode.data.states[max(0, first_state - 1) :]),
+            outcome=trace.summary(success),
         )
     finally:
         runner.stop()

@@ -18,6 +18,11 @@ With ``noise_translation`` / ``noise_rotation`` > 0 it injects DART-style noise:
 keeps planning from the perturbed target, so the arm visits the states a learner's errors lead
 to and the expert labels them. The clean labels go out on ``/openvla/expert_action`` (an
 ``ActionChunk`` each tick) for ``openvla-ros record`` / ``learn`` (``label_topic``).
+
+Planned on the measured pose, the expert grasps again when the object is not in its hand. With
+``miss_probability`` > 0 it aims the first grasp of that share of instructions ``miss_distance``
+beside the object on purpose, then recovers: a learner sees its own missed grasps and the way
+back. The ticks of the deliberate miss publish no label (they are not to be learned).
 """
 
 from __future__ import annotations
@@ -79,7 +84,27 @@ PARAMS = (
         low=0.0,
         high=1.0,
     ),
-    Param('noise_seed', 0, 'Seed of the DART noise.', low=0, high=2**31 - 1),
+    Param(
+        'noise_seed',
+        0,
+        'Seed of the DART noise (and of the deliberate misses).',
+        low=0,
+        high=2**31 - 1,
+    ),
+    Param(
+        'miss_probability',
+        0.0,
+        'Share of instructions whose first grasp is aimed beside the object on purpose, then '
+        "recovered (needs plan_from 'measured'); those ticks publish no label.",
+        low=0.0,
+        high=1.0,
+    ),
+    Param(
+        'miss_distance',
+        [0.025, 0.04],
+        'Range [m] of the deliberate miss: horizontal distance of the aim from the object, in a '
+        'uniformly drawn direction.',
+    ),
     Param(
         'max_translation',
         0.05,
@@ -158,22 +183,45 @@ class ScriptedPolicyNode(Node):
         self._replans = 0
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(
-            MarkerArray, OBJECT_POSES, self.on_object_poses, 10
-        )
+        self.create_subscription(MarkerArray, OBJECT_POSES, self.on_object_poses, 10)
         self.create_subscription(String, INSTRUCTION, self.on_instruction, reliable)
         if self._measured:
-            self.create_subscription(
-                JointState, NODE_JOINT_STATES, self.on_joint_states, 10
-            )
-        self.create_subscription(
-            EndEffectorTarget, EE_TARGET, self.on_ee_target, reliable
-        )
+            self.create_subscription(JointState, NODE_JOINT_STATES, self.on_joint_states, 10)
+        self.create_subscription(EndEffectorTarget, EE_TARGET, self.on_ee_target, reliable)
         self._chunk_pub = self.create_publisher(ActionChunk, ACTION_CHUNK, reliable)
         self._label_pub = self.create_publisher(ActionChunk, LABEL_TOPIC, reliable)
         self._rng = np.random.default_rng(int(self.p['noise_seed']))
+        # its own stream: the DART noise of a seed stays what it was without misses
+        self._miss_rng = np.random.default_rng([int(self.p['noise_seed']), 1])
+        self._miss_range = self._check_miss()
         self._status_pub = self.create_publisher(PolicyStatus, POLICY_STATUS, reliable)
         self.create_timer(1.0 / self.p['policy_rate'], self.on_policy_timer)
+
+    def _check_miss(self) -> tuple[float, float]:
+        lo, hi = (float(v) for v in self.p['miss_distance'])
+        if not 0.0 <= lo <= hi <= 0.1:
+            raise ValueError(
+                f'miss_distance must be [lo, hi] with 0 <= lo <= hi <= 0.1 m, got '
+                f'{self.p["miss_distance"]!r}'
+            )
+        if self.p['miss_probability'] > 0 and not self.expert.regrasp:
+            raise ValueError(
+                "miss_probability > 0 needs plan_from 'measured' (the expert "
+                'recovers from a miss only on the measured pose)'
+            )
+        return lo, hi
+
+    def _maybe_miss(self) -> None:
+        """Order a deliberate miss of the next grasp on a share ``miss_probability`` of plans."""
+        if (
+            self.p['miss_probability'] <= 0
+            or self._miss_rng.random() >= self.p['miss_probability']
+        ):
+            return
+        angle = self._miss_rng.uniform(0.0, 2 * math.pi)
+        radius = self._miss_rng.uniform(*self._miss_range)
+        self.expert.miss_next_grasp((radius * math.cos(angle), radius * math.sin(angle)))
+        self.get_logger().info(f'this grasp misses on purpose by {radius:.3f} m (then recovers)')
 
     def on_object_poses(self, msg: MarkerArray) -> None:
         try:
@@ -258,6 +306,7 @@ class ScriptedPolicyNode(Node):
         if self._target is None:
             self._target = self._commanded.copy()
             self.expert.reset(objects, self._target if measured is None else measured)
+            self._maybe_miss()
         dt = 1.0 / self.p['policy_rate']
         labels = self.expert.next_chunk(
             objects, self._target if measured is None else measured, self.p['chunk_size']
@@ -266,10 +315,14 @@ class ScriptedPolicyNode(Node):
         for action in actions:
             self._target = apply_delta(self._target, action)
         stamp = self.get_clock().now().to_msg()
-        self._label_pub.publish(self._chunk(labels, dt, stamp))
+        deliberate = self.expert.deliberate
+        if not deliberate:  # a deliberately wrong action is no label
+            self._label_pub.publish(self._chunk(labels, dt, stamp))
         self._chunk_pub.publish(self._chunk(actions, dt, stamp))
         self._count += 1
-        self._publish_status(f'phase {self.expert.phase}')
+        self._publish_status(
+            f'phase {self.expert.phase}' + (' (missing on purpose)' if deliberate else '')
+        )
 
     def _perturb(self, labels: np.ndarray) -> np.ndarray:
         """Executed actions: the labels plus DART noise on some ticks, within the expert's

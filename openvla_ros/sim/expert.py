@@ -45,6 +45,13 @@ STALL_DISTANCE = 0.02
 _TIP_BELOW_TCP = {'wx250s': 0.01, 'panda': 0.01, 'fr3': 0.01}
 # yaw symmetry of the grasp for each object kind (a block can be grasped every 90 degrees)
 _SYMMETRY = {'block': math.pi / 2, 'carrot': math.pi, 'spoon': math.pi}
+# Once the fingers closed, the picked object's centre farther than IN_HAND_XY [m] from the TCP
+# horizontally or IN_HAND_Z [m] vertically is not in the hand (the grasp missed, or it slipped):
+# the expert opens and grasps again, as a person would (and as a real gripper's width would tell).
+IN_HAND_XY = 0.02
+IN_HAND_Z = 0.04
+# the phases that carry the picked object
+_HOLDING = ('lift', 'carry', 'lower')
 
 
 def apply_action(target: np.ndarray, action: np.ndarray) -> np.ndarray:
@@ -87,6 +94,10 @@ class ScriptedExpert:
             (0.5 still swings).
         settle: (translation [m], rotation [rad]) within which a waypoint counts as reached;
             (0, 0) asks for it exactly (open loop). A measured pose needs a tolerance.
+        regrasp: planned on the measured pose (``settle`` > 0), when the object is not in the
+            hand while it should be (a missed grasp, a slip), open and start again from the
+            approach; ``regrasps`` counts it. Off, or open loop (whose target leads the arm by
+            up to a step, so it cannot tell), the plan runs on regardless.
 
     Raises:
         ValueError: unknown task/robot or a malformed offset.
@@ -106,6 +117,7 @@ class ScriptedExpert:
         slow_below_angle: float = 0.3,
         gain: float = 1.0,
         settle: tuple[float, float] = (0.0, 0.0),
+        regrasp: bool = True,
     ) -> None:
         self.task = get_task(task, robot) if isinstance(task, str) else task
         self.robot = self.task.robot
@@ -155,11 +167,39 @@ class ScriptedExpert:
         self._in_hand = np.zeros(3)
         self._start: np.ndarray | None = None
         self.phase = 'approach'
+        self.regrasp = bool(regrasp) and self.settle != (0.0, 0.0)
+        self.regrasps = 0
+        self._miss = np.zeros(3)  # offset of the next grasp (miss_next_grasp)
 
     @property
     def done(self) -> bool:
         """True once the plan is finished (then only zero motions are emitted)."""
         return self.phase == 'done'
+
+    @property
+    def deliberate(self) -> bool:
+        """True while a grasp ordered to miss (``miss_next_grasp``) is under way: its actions
+        are deliberately wrong, not labels to learn from."""
+        return bool(np.any(self._miss))
+
+    def miss_next_grasp(self, offset: np.ndarray | tuple[float, float]) -> None:
+        """Aim the next grasp ``offset`` (horizontal xy, m) beside the object, until the
+        fingers have closed; with ``regrasp`` the expert then finds the object not in the hand
+        and grasps again. This shows a learner the states after its own missed grasps and how
+        to recover from them (DART noise alone is too small to miss a grasp).
+
+        Raises:
+            ValueError: not two finite numbers, or ``regrasp`` is off or open loop (nothing
+                would recover).
+        """
+        xy = np.asarray(offset, dtype=float).reshape(-1)
+        if xy.shape != (2,) or not np.all(np.isfinite(xy)):
+            raise ValueError(f'miss offset must be two finite numbers [m], got {offset!r}')
+        if not self.regrasp:
+            raise ValueError(
+                'a deliberate miss needs regrasp on the measured pose (settle > 0) to recover'
+            )
+        self._miss = np.array([xy[0], xy[1], 0.0])
 
     def reset(
         self, world_or_object_poses: SimWorld | dict[str, np.ndarray], start_target: np.ndarray
@@ -175,6 +215,8 @@ class ScriptedExpert:
         self._grasp_pose = None
         self._dwell_left = 0
         self.phase = self._phases[0].name
+        self.regrasps = 0
+        self._miss = np.zeros(3)
         # object poses are read again in next_chunk; the argument is kept for API symmetry
         self._poses(world_or_object_poses)
 
@@ -211,7 +253,13 @@ class ScriptedExpert:
         z = max(obj[2, 3], spec.half_height * 0.5 + _TIP_BELOW_TCP[self.robot] + 0.003)
         z = max(z, _TIP_BELOW_TCP[self.robot] + 0.003)
         pose[:3, 3] = [obj[0, 3], obj[1, 3], z]
+        pose[:3, 3] += self._miss
         return pose
+
+    def _holds_object(self, poses: dict[str, np.ndarray], current: np.ndarray) -> bool:
+        """Whether the picked object sits between the fingers (see ``IN_HAND_XY``)."""
+        off = poses[self.task.pick][:3, 3] - current[:3, 3]
+        return bool(np.hypot(off[0], off[1]) <= IN_HAND_XY and abs(off[2]) <= IN_HAND_Z)
 
     def _plan(self, name: str, poses: dict[str, np.ndarray], current: np.ndarray) -> np.ndarray:
         """Waypoint of phase ``name``, computed when the phase starts (latest poses)."""
@@ -315,8 +363,12 @@ class ScriptedExpert:
         return (off <= self.settle[0] or stalled) and turn <= self.settle[1]
 
     def _step(self, poses: dict[str, np.ndarray], current: np.ndarray) -> np.ndarray:
-        for _ in range(len(self._phases) + 1):
+        for _ in range(len(self._phases) + 2):
             phase = self._phases[self._index]
+            if self.regrasp and phase.name in _HOLDING and not self._holds_object(poses, current):
+                self._index, self._waypoint = 0, None  # open, and from the approach again
+                self.regrasps += 1
+                continue
             if self._waypoint is None:
                 self._waypoint = self._plan(phase.name, poses, current)
                 self._dwell_left = phase.dwell
@@ -333,6 +385,8 @@ class ScriptedExpert:
             if self._dwell_left > 0:
                 self._dwell_left -= 1
                 break
+            if phase.name == 'close':
+                self._miss = np.zeros(3)  # the ordered miss is done: the next grasp aims true
             self._index = min(self._index + 1, len(self._phases) - 1)
             self._waypoint = None
         self.phase = phase.name

@@ -40,7 +40,7 @@ def test_learn_records_trains_selects_evaluates_and_reports(tmp_path: Path, caps
     # learn's expert plans on the measured pose, the one its frames show
     assert report['expert'] == {
         'plan_from': 'measured', 'speed': [0.04, 0.15], 'gain': 0.4, 'noise': [0.006, 0.03],
-        'noise_probability': 0.3,
+        'noise_probability': 0.3, 'miss_probability': 0.0,
     }  # fmt: skip
     evaluation = report['evaluation']
     assert evaluation['episodes'] == 1 and 0.0 <= evaluation['success_rate'] <= 1.0

@@ -67,6 +67,11 @@ def test_a_wrong_expert_is_reported_as_a_failed_episode(capsys):
     summary = last_json(capsys.readouterr().out)
     assert summary['episodes'] == 1 and summary['successes'] == 0
     assert summary['success_rate'] == 0.0 and summary['per_episode'][0]['success'] is False
+    # and why: the expert carried the carrot, and put it 15 cm beside the plate's centre
+    episode = summary['per_episode'][0]
+    assert episode['outcome'] == 'not_placed' and summary['failures'] == {'not_placed': 1}
+    assert episode['max_rise_m'] > 0.02 and episode['closest_m'] < 0.03
+    assert episode['place_error_m'] == pytest.approx(0.15, abs=0.04)
 
 
 def test_expert_bags_feed_finetuning_and_the_adapter_runs_in_evaluate(

@@ -93,15 +93,48 @@ def test_gpu_learn_carries_the_expert_settings_to_the_learn_command(tmp_path: Pa
     i = args.index('--expert-speed')
     assert args[i + 1 : i + 3] == ['0.02', '0.1']
     assert args[args.index('--expert-gain') + 1] == '0.3'
+    missing = tmp_path / 'missing'
+    missing.mkdir()
+    _State(missing, LearnConfig(out=str(missing), miss_probability=0.5))
+    args = learn_arguments(missing, {})
+    assert args[args.index('--miss-probability') + 1] == '0.5'
 
 
 @pytest.mark.parametrize(
     'field,value',
-    [('expert_plan_from', 'camera'), ('expert_speed', (0.06, 0.1)), ('expert_gain', 0.0)],
+    [
+        ('expert_plan_from', 'camera'),
+        ('expert_speed', (0.06, 0.1)),
+        ('expert_gain', 0.0),
+        ('miss_probability', 1.5),
+        ('miss_probability', -0.1),
+    ],
 )
 def test_learn_config_refuses_a_bad_expert(field, value) -> None:
     with pytest.raises(ValueError, match=field):
         LearnConfig(**{field: value})
+
+
+def test_deliberate_misses_need_the_expert_on_the_measured_pose() -> None:
+    with pytest.raises(ValueError, match="expert_plan_from 'measured'"):
+        LearnConfig(miss_probability=0.5, expert_plan_from='target')
+    LearnConfig(miss_probability=0.5)
+
+
+def test_demonstrations_recorded_without_misses_do_not_resume_with_them(tmp_path: Path) -> None:
+    """The misses shape the demonstrations: a run recorded before the option (no key) had
+    none, and adding some to its set would mix two experts."""
+    import json
+
+    out = tmp_path / 'run'
+    out.mkdir()
+    settings = LearnConfig(out=str(out)).to_dict()
+    del settings['miss_probability']
+    state = {'settings': settings, 'demos': {'1000': {'success': True, 'bag': 'demo_seed1000'}}}
+    (out / 'learn.json').write_text(json.dumps(state))
+    with pytest.raises(ValueError, match='miss_probability'):
+        _State(out, LearnConfig(out=str(out), miss_probability=0.3))
+    _State(out, LearnConfig(out=str(out)))
 
 
 def test_learn_config_refuses_a_negative_demo_time_factor() -> None:
@@ -171,3 +204,10 @@ def test_gpu_learn_carries_the_vision_settings_to_the_learn_command(tmp_path: Pa
 def test_learn_config_refuses_bad_vision_settings(field, value) -> None:
     with pytest.raises(ValueError, match=field):
         LearnConfig(**{field: value})
+
+
+def test_demonstrations_that_may_miss_get_half_the_task_time_again() -> None:
+    from openvla_ros.finetune.learn import _demo_duration
+
+    assert _demo_duration(LearnConfig()) == 0.0  # the task's own limit
+    assert _demo_duration(LearnConfig(miss_probability=0.5)) == pytest.approx(1.5 * 60 / 5.0)

@@ -164,3 +164,55 @@ def _joints(names: list[str], positions: list[float], seconds: float) -> JointSt
     msg = JointState(name=names, position=[float(p) for p in positions])
     msg.header.stamp = StampMsg(sec=int(seconds), nanosec=round(seconds % 1 * 1e9))
     return msg
+
+
+def test_a_deliberate_miss_publishes_actions_but_no_labels(ros_context):
+    """miss_probability 1: the first grasp is aimed beside the block on purpose. Its actions go
+    out (the arm must miss), its labels do not (a learner must not imitate them)."""
+    from openvla_ros.control.kinematics import get_kinematics  # noqa: PLC0415
+
+    node, start = _node(
+        ros_context,
+        Parameter('plan_from', value='measured'),
+        Parameter('miss_probability', value=1.0),
+    )
+    labels, chunks, status = [], [], []
+    node._label_pub = SimpleNamespace(publish=labels.append)
+    node._chunk_pub = SimpleNamespace(publish=chunks.append)
+    node._status_pub = SimpleNamespace(publish=status.append)
+    try:
+        kin = get_kinematics('wx250s')
+        node.on_ee_target(_target(start, hold=False))
+        q = kin.ik(start, np.zeros(6)).q
+        names = list(kin.joint_names) + ['left_finger']
+        node.on_joint_states(_joints(names, [*q, 0.03], 1.1))
+        _sim_clock(node, 1.2)
+        for _ in range(3):
+            node.on_policy_timer()
+        assert len(chunks) == 3 and labels == []
+        assert node.expert.deliberate and status[-1].message.endswith('(missing on purpose)')
+        aim = node.expert._grasp(dict(node._objects), start)[:3, 3]
+        block = node._objects['red_block'][:3, 3]
+        assert 0.025 <= np.hypot(*(aim - block)[:2]) <= 0.04  # the default miss_distance
+    finally:
+        node.destroy_node()
+
+
+def test_misses_need_the_measured_pose_and_a_sane_distance(ros_context):
+    from openvla_ros.nodes.scripted_policy_node import ScriptedPolicyNode  # noqa: PLC0415
+
+    for extra, match in (
+        ([Parameter('miss_probability', value=0.5)], "plan_from 'measured'"),
+        (
+            [
+                Parameter('plan_from', value='measured'),
+                Parameter('miss_distance', value=[0.05, 0.02]),
+            ],
+            'miss_distance',
+        ),
+    ):
+        with pytest.raises(ValueError, match=match):
+            ScriptedPolicyNode(
+                context=ros_context,
+                parameter_overrides=[Parameter('task', value='lift_block'), *extra],
+            )

@@ -36,6 +36,7 @@ def run_expert_episode(
     max_steps: int | None = None,
     ik_dt: float | None = POLICY_DT,
     plan_on_measured: bool = False,
+    miss: tuple[float, float] | None = None,
 ) -> RolloutResult:
     """One 5 Hz episode: apply each delta to the previous target, IK, step, check success.
 
@@ -43,12 +44,15 @@ def run_expert_episode(
     one policy period (``ik_dt``; None disables that check) and keeps the last joints then.
     With ``plan_on_measured`` the expert plans on the measured pose (FK of the joint positions,
     which lag the commanded ones) while its deltas still apply to the commanded target.
+    ``miss``: aim the first grasp this far (xy, m) beside the object on purpose.
     """
     kin = get_control_kinematics(world.robot)
     world.reset(seed=seed)
     q_cmd = world.arm_targets
     target = kin.fk(q_cmd)
     expert.reset(world, target)
+    if miss is not None:
+        expert.miss_next_grasp(miss)
     task = world.task
     limit = task.max_steps if max_steps is None else max_steps
     phases, ik_failures = [], 0

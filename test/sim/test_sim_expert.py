@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
@@ -143,7 +144,8 @@ def test_expert_succeeds_in_closed_loop(name, robot):
 def _lagging_arm_episode(expert: ScriptedExpert, poses, steps: int = 60, floor: float = -1.0):
     """The expert plans on a measured pose one tick behind the commanded target (a little more
     lag than the simulated WidowX's servos at 5 Hz), held above ``floor`` [m] (fingers resting
-    on something); returns the commanded targets and the phases."""
+    on something); returns the commanded targets and the phases. No physics carries the object
+    here (its poses are fixed), so the experts are made with ``regrasp=False``."""
     target = _start_target()
     measured = target.copy()
     expert.reset(poses, measured)
@@ -165,10 +167,10 @@ def test_expert_planned_on_a_lagging_arm_needs_its_gain():
         poses = world.object_poses()
     grasp_z = ScriptedExpert('lift_block')._grasp(poses, _start_target())[2, 3]
     eager, eager_phases = _lagging_arm_episode(
-        ScriptedExpert('lift_block', gain=1.0, settle=(0.006, 0.05)), poses
+        ScriptedExpert('lift_block', gain=1.0, settle=(0.006, 0.05), regrasp=False), poses
     )
     damped, damped_phases = _lagging_arm_episode(
-        ScriptedExpert('lift_block', gain=0.3, settle=(0.006, 0.05)), poses
+        ScriptedExpert('lift_block', gain=0.3, settle=(0.006, 0.05), regrasp=False), poses
     )
     late = eager[-20:, 2, 3]
     assert late.max() - late.min() > 0.05  # still swinging after 40 ticks
@@ -184,7 +186,7 @@ def test_expert_planned_on_the_measured_pose_closes_where_the_arm_stalls():
     with SimWorld('wx250s', task='lift_block', seed=3) as world:
         poses = world.object_poses()
     grasp_z = ScriptedExpert('lift_block')._grasp(poses, _start_target())[2, 3]
-    expert = ScriptedExpert('lift_block', gain=0.3, settle=(0.006, 0.05))
+    expert = ScriptedExpert('lift_block', gain=0.3, settle=(0.006, 0.05), regrasp=False)
     _, phases = _lagging_arm_episode(expert, poses, floor=grasp_z + 0.01)
     descending = phases.count('descend')
     assert 'lift' in phases and descending <= 12, descending
@@ -204,6 +206,45 @@ def test_expert_planned_on_the_measured_pose_succeeds(name):
             for seed in range(3)
         ]
     assert all(r.success for r in results), results
+
+
+@pytest.mark.parametrize('name', ['lift_block', 'carrot_on_plate'])
+def test_a_grasp_missed_on_purpose_is_found_and_grasped_again(name):
+    """Planned on the measured pose, the expert sees the object is not in its hand after a
+    grasp aimed 3 cm beside it, opens, approaches again and finishes the task in time."""
+    with SimWorld('wx250s', task=name) as world:
+        for seed, side in ((0, 1.0), (1, -1.0)):
+            world.reset(seed=seed)
+            axis = world.object_poses()[world.task.pick][:3, 0]  # a carrot's long axis
+            across = side * np.array([-axis[1], axis[0]]) / np.hypot(axis[0], axis[1])
+            offset = tuple(0.03 * across)  # along a carrot's axis, a 3 cm miss still holds it
+            expert = ScriptedExpert(name, max_translation=0.04, gain=0.4, settle=(0.006, 0.05))
+            missed = run_expert_episode(world, expert, seed, plan_on_measured=True, miss=offset)
+            assert missed.success and expert.regrasps == 1 and not expert.deliberate, missed
+            first_close = missed.phases.index('close')
+            assert 'approach' in missed.phases[first_close:]  # back up, then down again
+
+
+def test_the_expert_does_not_regrasp_what_it_holds():
+    """Without a miss, the in-hand check never fires: a held object is in the hand."""
+    with SimWorld('wx250s', task='carrot_on_plate') as world:
+        for seed in range(3):
+            expert = ScriptedExpert(
+                'carrot_on_plate', max_translation=0.04, gain=0.4, settle=(0.006, 0.05)
+            )
+            result = run_expert_episode(world, expert, seed, plan_on_measured=True)
+            assert result.success and expert.regrasps == 0
+
+
+def test_a_deliberate_miss_needs_the_measured_pose_and_a_horizontal_offset():
+    open_loop = ScriptedExpert('lift_block')  # plans on its own target: cannot tell a miss
+    assert not open_loop.regrasp
+    with pytest.raises(ValueError, match='measured pose'):
+        open_loop.miss_next_grasp((0.03, 0.0))
+    closed = ScriptedExpert('lift_block', gain=0.4, settle=(0.006, 0.05))
+    for bad in ((0.03,), (0.03, 0.0, 0.0), (math.nan, 0.0)):
+        with pytest.raises(ValueError, match='two finite numbers'):
+            closed.miss_next_grasp(bad)
 
 
 def test_wrong_expert_episode_fails():
