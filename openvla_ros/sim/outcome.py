@@ -26,12 +26,19 @@ OUTCOMES = ('success', 'missed', 'not_lifted', 'lifted_short', 'not_placed')
 #: [m] a rise of the picked object above its resting height that counts as lifted.
 LIFTED_M = 0.01
 
+#: A grasp: the measured opening falls from above OPEN to below CLOSED (a 3 cm block between the
+#: WidowX's fingers reads about 0, so a held and an empty grasp both count).
+OPEN, CLOSED = 0.6, 0.25
+
 
 class TracedScene(SceneState, Protocol):
-    """What the trace reads: the success predicate's view plus the gripper's TCP."""
+    """What the trace reads: the success predicate's view plus the gripper's TCP and opening."""
 
     def ee_pose(self) -> np.ndarray:
         """TCP pose (4x4) in the base frame."""
+
+    def gripper_opening(self) -> float:
+        """Measured opening, 0 (closed) .. 1 (open)."""
 
 
 @dataclass
@@ -49,6 +56,7 @@ class EpisodeTrace:
         max_rise_m: highest rise of the picked object above its height at the first tick.
         place_error_m: place tasks: horizontal distance of the picked object from the place
             target at the last tick (NaN for lifts).
+        grasps: times the fingers closed (from open to closed); more than one is a retry.
         ticks: control ticks traced.
     """
 
@@ -58,8 +66,10 @@ class EpisodeTrace:
     touched_others: set[str] = field(default_factory=set)
     max_rise_m: float = 0.0
     place_error_m: float = math.nan
+    grasps: int = 0
     ticks: int = 0
     _rest_z: float = math.nan
+    _open: bool = False
 
     def __call__(self, world: TracedScene) -> bool:
         self.update(world)
@@ -82,6 +92,10 @@ class EpisodeTrace:
         target = self.task.place_target(poses)
         if target is not None:
             self.place_error_m = float(np.linalg.norm(pick[:2] - target[:2]))
+        opening = world.gripper_opening()
+        if self._open and opening < CLOSED:
+            self.grasps += 1
+        self._open = opening > OPEN or (self._open and opening >= CLOSED)
         self.ticks += 1
 
     def outcome(self, success: bool) -> str:
@@ -108,6 +122,7 @@ class EpisodeTrace:
             'max_rise_m': mm(self.max_rise_m),
             'touched_others': sorted(self.touched_others),
             'place_error_m': mm(self.place_error_m),
+            'grasps': self.grasps,
         }
 
 

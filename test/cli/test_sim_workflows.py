@@ -71,6 +71,7 @@ def test_a_wrong_expert_is_reported_as_a_failed_episode(capsys):
     episode = summary['per_episode'][0]
     assert episode['outcome'] == 'not_placed' and summary['failures'] == {'not_placed': 1}
     assert episode['max_rise_m'] > 0.02 and episode['closest_m'] < 0.03
+    assert episode['grasps'] == 1 and episode['touched_others'] == []
     assert episode['place_error_m'] == pytest.approx(0.15, abs=0.04)
 
 

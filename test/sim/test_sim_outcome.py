@@ -35,6 +35,7 @@ class ScriptedScene:
         self.poses = poses
         self.tcp = tcp
         self.contacts: set[str] = set()  # objects the fingers touch now
+        self.opening = 1.0
 
     def object_poses(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.poses.items()}
@@ -44,6 +45,9 @@ class ScriptedScene:
 
     def ee_pose(self) -> np.ndarray:
         return self.tcp.copy()
+
+    def gripper_opening(self) -> float:
+        return self.opening
 
 
 def _lift_scene() -> ScriptedScene:
@@ -118,6 +122,14 @@ def test_a_carrot_carried_but_put_down_beside_the_plate_is_not_placed():
     assert summary['place_error_m'] == pytest.approx(0.08, abs=1e-6)
 
 
+def test_each_closing_of_the_fingers_is_one_grasp():
+    scene, trace = _lift_scene(), EpisodeTrace(get_task('lift_block'))
+    for opening in (1.0, 0.5, 0.1, 0.0, 0.3, 0.0, 0.7, 0.4, 0.2, 0.1, 0.9, 0.9):
+        scene.opening = opening  # closes, wavers shut, opens, closes, opens
+        trace(scene)
+    assert trace.grasps == 2 and trace.summary(False)['grasps'] == 2
+
+
 def test_failures_are_counted_in_pipeline_order_without_successes():
     outcomes = ['not_placed', 'success', 'missed', 'missed', 'lifted_short']
     counts = count_failures(outcomes)
@@ -141,3 +153,9 @@ def test_the_trace_reads_the_real_world():
         trace(world)
         assert trace.max_rise_m == pytest.approx(0.03, abs=1e-4)
         assert math.isnan(trace.place_error_m)
+        assert trace.grasps == 0
+        world.set_gripper(0.0)
+        for _ in range(10):
+            world.step(0.05)
+            trace(world)
+        assert trace.grasps == 1, world.gripper_opening()
