@@ -65,10 +65,11 @@ class LearnConfig:
         expert_speed: the expert's largest step per tick (translation m per axis, rotation rad).
         expert_gain: planned on the measured pose, the share of the way to its waypoint the
             expert asks for per tick (the arm lags about a tick; 1 would overshoot for ever).
-        miss_probability: share of the demonstrations whose first grasp the expert aims 2.5-4
-            cm beside the object on purpose, then finds the object not in its hand and grasps
-            again (`ScriptedExpert.miss_next_grasp`): the data then shows a learner's missed
-            grasps and the way back. The deliberate ticks carry no label. Needs
+        miss_probability: share of the demonstrations whose first grasp descends 2.5-4 cm
+            beside the object on purpose (after the usual approach), then finds the object not
+            in its hand and grasps again (`ScriptedExpert.miss_next_grasp`): the data then
+            shows a learner's missed grasps and the way back. The deliberate descent and
+            closing carry no label. Needs
             `expert_plan_from` 'measured'; the demonstrations then get 1.5 times the task's
             time.
         demo_time_factor: simulated seconds per wall-clock second at most while recording

@@ -20,9 +20,10 @@ to and the expert labels them. The clean labels go out on ``/openvla/expert_acti
 ``ActionChunk`` each tick) for ``openvla-ros record`` / ``learn`` (``label_topic``).
 
 Planned on the measured pose, the expert grasps again when the object is not in its hand. With
-``miss_probability`` > 0 it aims the first grasp of that share of instructions ``miss_distance``
-beside the object on purpose, then recovers: a learner sees its own missed grasps and the way
-back. The ticks of the deliberate miss publish no label (they are not to be learned).
+``miss_probability`` > 0, on that share of instructions it approaches the object as always, then
+descends ``miss_distance`` beside it on purpose and closes there, then recovers: a learner sees
+its own missed grasps and the way back. The ticks of that descent and closing publish no label
+(they are not to be learned).
 """
 
 from __future__ import annotations
@@ -94,15 +95,16 @@ PARAMS = (
     Param(
         'miss_probability',
         0.0,
-        'Share of instructions whose first grasp is aimed beside the object on purpose, then '
-        "recovered (needs plan_from 'measured'); those ticks publish no label.",
+        'Share of instructions whose first grasp descends beside the object on purpose, then '
+        "recovers (needs plan_from 'measured'); that descent publishes no label.",
         low=0.0,
         high=1.0,
     ),
     Param(
         'miss_distance',
         [0.025, 0.04],
-        'Range [m] of the deliberate miss: horizontal distance of the aim from the object, in a '
+        'Range [m] of the deliberate miss: horizontal distance of the grasp from the object, in '
+        'a '
         'uniformly drawn direction.',
     ),
     Param(

@@ -178,15 +178,17 @@ class ScriptedExpert:
 
     @property
     def deliberate(self) -> bool:
-        """True while a grasp ordered to miss (``miss_next_grasp``) is under way: its actions
-        are deliberately wrong, not labels to learn from."""
-        return bool(np.any(self._miss))
+        """True while a grasp ordered to miss (``miss_next_grasp``) descends and closes beside
+        the object: those actions are deliberately wrong, not labels to learn from. The approach
+        before it goes to the true hover pose, a label like any other."""
+        return bool(np.any(self._miss)) and self.phase in ('descend', 'close')
 
     def miss_next_grasp(self, offset: np.ndarray | tuple[float, float]) -> None:
-        """Aim the next grasp ``offset`` (horizontal xy, m) beside the object, until the
-        fingers have closed; with ``regrasp`` the expert then finds the object not in the hand
-        and grasps again. This shows a learner the states after its own missed grasps and how
-        to recover from them (DART noise alone is too small to miss a grasp).
+        """Descend to the next grasp ``offset`` (horizontal xy, m) beside the object (from the
+        true hover pose above it) and close there; with ``regrasp`` the expert then finds the
+        object not in the hand and grasps again. This shows a learner the states after its own
+        missed grasps and how to recover from them (DART noise alone is too small to miss a
+        grasp).
 
         Raises:
             ValueError: not two finite numbers, or ``regrasp`` is off or open loop (nothing
@@ -253,7 +255,6 @@ class ScriptedExpert:
         z = max(obj[2, 3], spec.half_height * 0.5 + _TIP_BELOW_TCP[self.robot] + 0.003)
         z = max(z, _TIP_BELOW_TCP[self.robot] + 0.003)
         pose[:3, 3] = [obj[0, 3], obj[1, 3], z]
-        pose[:3, 3] += self._miss
         return pose
 
     def _holds_object(self, poses: dict[str, np.ndarray], current: np.ndarray) -> bool:
@@ -271,6 +272,7 @@ class ScriptedExpert:
             return wp
         if name == 'descend':
             self._grasp_pose = self._grasp(poses, current)
+            self._grasp_pose[:3, 3] += self._miss  # beside the object when a miss is ordered
             return self._grasp_pose.copy()
         if name == 'lift':
             wp = current.copy()

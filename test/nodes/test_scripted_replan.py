@@ -166,9 +166,10 @@ def _joints(names: list[str], positions: list[float], seconds: float) -> JointSt
     return msg
 
 
-def test_a_deliberate_miss_publishes_actions_but_no_labels(ros_context):
-    """miss_probability 1: the first grasp is aimed beside the block on purpose. Its actions go
-    out (the arm must miss), its labels do not (a learner must not imitate them)."""
+def test_a_deliberate_miss_labels_the_approach_but_not_the_descent_beside_the_block(ros_context):
+    """miss_probability 1: the approach to the hover pose is the usual one and labelled; the
+    descent then goes beside the block on purpose. Its actions go out (the arm must miss), its
+    labels do not (a learner must not imitate them)."""
     from openvla_ros.control.kinematics import get_kinematics  # noqa: PLC0415
 
     node, start = _node(
@@ -182,17 +183,27 @@ def test_a_deliberate_miss_publishes_actions_but_no_labels(ros_context):
     node._status_pub = SimpleNamespace(publish=status.append)
     try:
         kin = get_kinematics('wx250s')
+        names = list(kin.joint_names) + ['left_finger']
         node.on_ee_target(_target(start, hold=False))
         q = kin.ik(start, np.zeros(6)).q
-        names = list(kin.joint_names) + ['left_finger']
         node.on_joint_states(_joints(names, [*q, 0.03], 1.1))
         _sim_clock(node, 1.2)
-        for _ in range(3):
+        for _ in range(2):
             node.on_policy_timer()
-        assert len(chunks) == 3 and labels == []
-        assert node.expert.deliberate and status[-1].message.endswith('(missing on purpose)')
-        aim = node.expert._grasp(dict(node._objects), start)[:3, 3]
-        block = node._objects['red_block'][:3, 3]
+        assert len(chunks) == 2 and len(labels) == 2  # approaching: labelled
+        assert node.expert.phase == 'approach' and not node.expert.deliberate
+        objects = dict(node._objects)
+        hover = node.expert._grasp(objects, start)
+        hover[2, 3] += node.expert.hover
+        q_hover = kin.ik(hover, q).q  # the arm arrives above the block
+        node.on_joint_states(_joints(names, [*q_hover, 0.03], 1.3))
+        _sim_clock(node, 1.4)
+        node.on_policy_timer()
+        assert node.expert.phase == 'descend' and node.expert.deliberate
+        assert len(chunks) == 3 and len(labels) == 2  # acted, not labelled
+        assert status[-1].message.endswith('(missing on purpose)')
+        aim = node.expert._grasp_pose[:3, 3]
+        block = objects['red_block'][:3, 3]
         assert 0.025 <= np.hypot(*(aim - block)[:2]) <= 0.04  # the default miss_distance
     finally:
         node.destroy_node()

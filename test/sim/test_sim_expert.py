@@ -211,15 +211,22 @@ def test_expert_planned_on_the_measured_pose_succeeds(name):
 @pytest.mark.parametrize('name', ['lift_block', 'carrot_on_plate'])
 def test_a_grasp_missed_on_purpose_is_found_and_grasped_again(name):
     """Planned on the measured pose, the expert sees the object is not in its hand after a
-    grasp aimed 3 cm beside it, opens, approaches again and finishes the task in time."""
+    descent 3 cm beside it, opens, approaches again and finishes the task within the 1.5 times
+    the task's time that `learn` gives such demonstrations."""
     with SimWorld('wx250s', task=name) as world:
         for seed, side in ((0, 1.0), (1, -1.0)):
             world.reset(seed=seed)
             axis = world.object_poses()[world.task.pick][:3, 0]  # a carrot's long axis
-            across = side * np.array([-axis[1], axis[0]]) / np.hypot(axis[0], axis[1])
-            offset = tuple(0.03 * across)  # along a carrot's axis, a 3 cm miss still holds it
+            offset = tuple(0.03 * side * axis[:2] / np.hypot(axis[0], axis[1]))
             expert = ScriptedExpert(name, max_translation=0.04, gain=0.4, settle=(0.006, 0.05))
-            missed = run_expert_episode(world, expert, seed, plan_on_measured=True, miss=offset)
+            missed = run_expert_episode(
+                world,
+                expert,
+                seed,
+                max_steps=int(1.5 * world.task.max_steps),
+                plan_on_measured=True,
+                miss=offset,
+            )
             assert missed.success and expert.regrasps == 1 and not expert.deliberate, missed
             first_close = missed.phases.index('close')
             assert 'approach' in missed.phases[first_close:]  # back up, then down again
