@@ -103,9 +103,8 @@ PARAMS = (
     Param(
         'miss_distance',
         [0.025, 0.04],
-        'Range [m] of the deliberate miss: horizontal distance of the grasp from the object, in '
-        'a '
-        'uniformly drawn direction.',
+        'Range [m] of the deliberate miss: horizontal distance of the grasp from the object, '
+        'in a uniformly drawn direction.',
     ),
     Param(
         'max_translation',
