@@ -190,8 +190,10 @@ def test_the_franka_profile_lifts_the_block_through_the_impedance_adapter(capsys
     In real time on 2 shared cores an episode occasionally fails (reruns: 8-10 of 10 succeed,
     docs/evaluation.md), so the path is shown working on 3 seeds, not required of a single one.
     """
-    assert cli(['evaluate', 'franka_tabletop', '--task', 'lift_block', '--episodes', '3',
-                '--json']) == 0
+    assert (
+        cli(['evaluate', 'franka_tabletop', '--task', 'lift_block', '--episodes', '3', '--json'])
+        == 0
+    )
     summary = last_json(capsys.readouterr().out)
     assert summary['episodes'] == 3
     assert summary['successes'] >= 1, summary
