@@ -298,10 +298,12 @@ def _demo_duration(config: LearnConfig) -> float:
     if config.miss_probability <= 0:
         return 0.0
     from openvla_ros.bringup.profiles import load_profile
+    from openvla_ros.harness.rollouts import policy_rate
     from openvla_ros.sim.tasks import get_task
 
-    robot = str(load_profile(config.profile).get('robot'))
-    return 1.5 * get_task(config.task, robot).max_steps / 5.0  # the expert runs at 5 Hz
+    profile = load_profile(config.profile)
+    task = get_task(config.task, str(profile.get('robot')))
+    return 1.5 * task.max_steps / policy_rate(profile, 'scripted')
 
 
 def record_demos(config: LearnConfig, out: Path, state: _State, say: Callable) -> list[Path]:

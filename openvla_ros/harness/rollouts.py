@@ -24,6 +24,7 @@ __all__ = [
     'DEFAULT_TASKS',
     'RolloutConfig',
     'RolloutResult',
+    'policy_rate',
     'rollout_paths',
     'run_rollout',
 ]
@@ -144,6 +145,14 @@ def _overrides(cfg: RolloutConfig, robot: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def policy_rate(profile: Any, policy: str) -> float:
+    """[Hz] the actions' rate in an episode of ``policy``: the profile's policy node's, and 5
+    Hz for the scripted expert (OpenVLA's WidowX evaluation rate), on every profile."""
+    if policy == 'scripted':
+        return 5.0
+    return float(profile.node_params('policy_node').get('policy_rate', 5.0))
+
+
 def run_rollout(
     cfg: RolloutConfig, progress: Callable[[float, float], None] | None = None
 ) -> RolloutResult:
@@ -166,10 +175,8 @@ def run_rollout(
     robot = str(profile.get('robot'))
     task = get_task(cfg.task_name, robot)
     instruction = cfg.instruction or task.instruction
-    policy_rate = float(profile.node_params('policy_node').get('policy_rate', 5.0))
-    if cfg.policy == 'scripted':
-        policy_rate = 5.0
-    total = cfg.duration or task.max_steps / policy_rate
+    rate = policy_rate(profile, cfg.policy)
+    total = cfg.duration or task.max_steps / rate
     args = GraphArgs(
         profile=cfg.profile, sim=True, policy=cfg.policy, task=task.name, server_url=cfg.server_url
     )
@@ -190,7 +197,7 @@ def run_rollout(
         # The episode runs in simulated time (the simulator's clock): a loaded machine makes it
         # slower, not different. Polling here is wall-clock and only decides when we look.
         sim = runner.nodes['sim']
-        _wait_for_instruction_slot(sim, 1.0 / policy_rate)
+        _wait_for_instruction_slot(sim, 1.0 / rate)
         before = episode.data.status  # safety counts of the start-up are not the episode's
         first_state = len(episode.data.states)
         episode.instruct(instruction)
