@@ -2,8 +2,9 @@
 # The training stage of `openvla-ros learn` on a GPU machine, for runs recorded elsewhere.
 #
 # Each RUN directory holds what `openvla-ros learn ... --stop-after base` left (learn.json,
-# dataset/ and base/, the model whose ViTs the vision stage pretrained on simulator views here;
-# the bags are not needed; without base/ the GPU machine renders those views itself). Every run
+# dataset/ and base/, the model to train, its ViTs pretrained on simulator views here when the
+# run asked for a vision stage; the bags are not needed; without base/ the GPU machine builds
+# it, rendering those views itself). Every run
 # trains at once on the one GPU (`learn
 # --stop-after train --device cuda`, the run's own settings read from its learn.json), then its
 # progress files go into OUT/<run name>.tar and each kept selection candidate (a bf16 checkpoint

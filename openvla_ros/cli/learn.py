@@ -95,9 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--vision-steps',
         type=int,
-        default=400,
+        default=0,
         help='steps teaching the ViTs where the objects and the gripper are, on simulator views '
-        'of the demonstration scenes, before the action training (0: none)',
+        'of the demonstration scenes, before the action training (0, the default: none; 400 '
+        'was tried, docs/learning.md)',
     )
     parser.add_argument(
         '--vision-views', type=int, default=5, help='views rendered per demonstration scene'

@@ -8,9 +8,9 @@ real time. Stages and what they leave in OUT:
    actions (clean labels on `/openvla/expert_action`); only successful episodes are used. The
    expert plans each tick on the measured pose (`expert_plan_from`), the pose its frames show.
 2. dataset: `dataset/` (`openvla-ros record` format) built from the labels.
-3. base: `base/`, a randomly initialised small OpenVLA (`small_model.py`) whose ViTs and
-   projector are first taught to find the task's objects and the gripper on views of the
-   demonstration scenes (`vision_pretrain.py`; `vision_steps` 0 skips it).
+3. base: `base/`, a randomly initialised small OpenVLA (`small_model.py`); with
+   `vision_steps` > 0 its ViTs and projector are first taught to find the task's objects and
+   the gripper on views of the demonstration scenes (`vision_pretrain.py`).
 4. train: `train/`, full-parameter training with step checkpoints (`finetune --full`).
 5. select: each kept checkpoint is exported (`train/export_step_N/`) and run on the selection
    seeds; the best one becomes `best/`, an ordinary OpenVLA checkpoint directory.
@@ -82,7 +82,9 @@ class LearnConfig:
         model_size: a name in `SMALL_SPECS`.
         vision_steps: steps of the vision pretraining on simulator views before the action
             training (`vision_pretrain.py`: the ViTs and projector learn where the task's
-            objects and the gripper are; 0: the action training starts from random ViTs).
+            objects and the gripper are; 0, the default: the action training starts from
+            random ViTs, as the shipped lift model did; with the stage, two lift_block runs
+            did worse than without, docs/learning.md's fourteenth and fifteenth runs).
         vision_views: views (arm poses) rendered per demonstration scene for it.
         steps: optimizer steps.
         batch_size: samples per step.
@@ -124,7 +126,7 @@ class LearnConfig:
     miss_probability: float = 0.0
     demo_time_factor: float = 0.0
     model_size: str = 'small224'
-    vision_steps: int = 400
+    vision_steps: int = 0
     vision_views: int = 5
     steps: int = 11000
     batch_size: int = 16

@@ -176,7 +176,7 @@ def test_vision_settings_are_refused_once_the_base_exists(tmp_path: Path) -> Non
 
 def test_a_base_built_before_vision_pretraining_is_resumed_with_none(tmp_path: Path) -> None:
     """learn.json of an older run has a base but no vision setting: its ViTs started random,
-    and resuming it with today's default would report a pretraining that never ran."""
+    and resuming it with a vision stage asked for would report a pretraining that never ran."""
     import json
 
     out = tmp_path / 'run'
@@ -185,8 +185,8 @@ def test_a_base_built_before_vision_pretraining_is_resumed_with_none(tmp_path: P
     del settings['vision_steps'], settings['vision_views']
     (out / 'learn.json').write_text(json.dumps({'settings': settings}))
     with pytest.raises(ValueError, match='vision_steps'):
-        _State(out, LearnConfig(out=str(out)))
-    _State(out, LearnConfig(out=str(out), vision_steps=0))
+        _State(out, LearnConfig(out=str(out), vision_steps=400))
+    _State(out, LearnConfig(out=str(out)))  # the default: no vision stage
 
 
 def test_gpu_learn_carries_the_vision_settings_to_the_learn_command(tmp_path: Path) -> None:
